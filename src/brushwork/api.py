@@ -1,0 +1,47 @@
+"""``brushwork.stylize``: one call from a photo and a style to a PIL image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from brushwork.errors import ConfigError
+from brushwork.image.io import ImageInput
+from brushwork.methods.optimize import StyleSpec, optimize
+
+METHODS = ("optimize",)
+
+
+def _as_specs(style: ImageInput | StyleSpec | Sequence[ImageInput | StyleSpec],
+              weights: Sequence[float] | None) -> list[StyleSpec]:
+    items = list(style) if isinstance(style, (list, tuple)) else [style]
+    specs = [s if isinstance(s, StyleSpec) else StyleSpec(image=s) for s in items]
+    if weights is not None:
+        if len(weights) != len(specs):
+            raise ConfigError(f"{len(weights)} style weights given for {len(specs)} styles")
+        for s, w in zip(specs, weights):
+            s.weight = float(w)
+    return specs
+
+
+def stylize(
+    content: ImageInput,
+    style: ImageInput | StyleSpec | Sequence[ImageInput | StyleSpec],
+    *,
+    method: str = "optimize",
+    style_weights: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+    **options: Any,
+) -> Image.Image:
+    """Stylize a photo and return a PIL image.
+
+    ``style`` is one image (path, PIL, array, tensor), a :class:`StyleSpec`, or a list
+    of them blended with ``style_weights``. ``options`` are the method's settings, e.g.
+    ``size=512, steps=300, strength=0.7, preserve_color="luminance", mask="m.png"``.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
+    return optimize(content, _as_specs(style, style_weights), device=device, **options).image

@@ -1,0 +1,77 @@
+"""Perceptual losses (Gatys et al. 2016; Johnson et al. 2016; Huang & Belongie 2017).
+
+Style and content losses here are *normalised by their target's magnitude*, so a
+loss of 1.0 means "as far from the target as the target is from zero". That makes
+per-layer contributions comparable (relu1_1 and relu5_1 differ by orders of
+magnitude otherwise), and the same default weights work for any weight source
+(Caffe's 0..255 features or torchvision's normalised ones) and any image size.
+Losses are computed in float32 even when features come from a bf16 pass.
+
+Shapes: features are ``(B, C, H, W)``, Gram matrices ``(B, C, C)``, masks ``(B or 1, 1, H, W)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from brushwork.image.masks import resize_mask
+
+_EPS = 1e-8
+
+
+def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Channel correlations ``F Fᵀ / N`` averaged over positions (``N = H·W``).
+
+    With a soft ``mask`` the average is weighted by it (Gatys et al. 2017, "Controlling
+    Perceptual Factors"), so a region's Gram is comparable to a whole image's.
+    """
+    f = features.float()
+    b, c, h, w = f.shape
+    f = f.reshape(b, c, h * w)
+    if mask is None:
+        return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+    m = resize_mask(mask.float(), (h, w)).reshape(mask.shape[0], 1, h * w)
+    weight = m.sum(dim=2, keepdim=True).clamp_min(_EPS)
+    return torch.bmm(f * m, f.transpose(1, 2)) / weight
+
+
+def gram_loss(features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``‖G(F) − G_t‖² / ‖G_t‖²``: relative squared Gram distance (mean over the batch)."""
+    g = gram_matrix(features, mask)
+    t = target_gram.float()
+    num = (g - t).pow(2).sum(dim=(-2, -1))
+    den = t.pow(2).sum(dim=(-2, -1)).clamp_min(_EPS)
+    return (num / den).mean()
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``‖F − F_t‖² / ‖F_t‖²``: relative squared feature distance (optionally masked)."""
+    f, t = features.float(), target.float()
+    if mask is not None:
+        m = resize_mask(mask.float(), f.shape[-2:])
+        f, t = f * m, t * m
+    return (f - t).pow(2).sum() / t.pow(2).sum().clamp_min(_EPS)
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over positions, each ``(B, C, 1, 1)`` (AdaIN statistics)."""
+    f = features.float()
+    mean = f.mean(dim=(2, 3), keepdim=True)
+    std = (f.var(dim=(2, 3), keepdim=True, unbiased=False) + eps).sqrt()
+    return mean, std
+
+
+def mean_std_loss(features: torch.Tensor, target_mean: torch.Tensor, target_std: torch.Tensor) -> torch.Tensor:
+    """Relative squared distance between channel statistics (Huang & Belongie 2017, eq. 4, normalised)."""
+    mean, std = mean_std(features)
+    num = (mean - target_mean).pow(2).sum(dim=(1, 2, 3)) + (std - target_std).pow(2).sum(dim=(1, 2, 3))
+    den = target_mean.float().pow(2).sum(dim=(1, 2, 3)) + target_std.float().pow(2).sum(dim=(1, 2, 3))
+    return (num / den.clamp_min(_EPS)).mean()
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation: mean squared difference between neighbouring pixels (smooths noise)."""
+    x = image.float()
+    dh = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
+    dw = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+    return dh + dw

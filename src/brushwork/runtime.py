@@ -1,0 +1,97 @@
+"""Device, precision and memory decisions, made explicitly and in one place.
+
+Library code never picks a device silently: callers pass ``device``; "auto"
+precision means bf16 autocast where the hardware runs it fast (AVX-512 BF16 /
+AMX CPUs, Ampere+ GPUs) and float32 elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+
+from brushwork.errors import ConfigError, ResourceError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """A ``torch.device`` from a name; refuses CUDA/MPS where it is not available."""
+    dev = torch.device(device or "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but CUDA is not available on this machine (use --device cpu)")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but MPS is not available on this machine")
+    return dev
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where oneDNN runs bf16 convolutions natively (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the build
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype for a precision name on a device (float32 means no autocast)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    return torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``, or a no-op for float32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Memory a job may use: free GPU memory, or the machine's available RAM."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def check_memory(estimate: int, device: torch.device, what: str, limit: int | None = None) -> None:
+    """Refuse clearly, before any work, when ``estimate`` bytes will not fit."""
+    budget = limit if limit is not None else int(available_memory_bytes(device) * 0.9)
+    if estimate > budget:
+        raise ResourceError(
+            f"{what} needs about {estimate / 2**30:.1f} GiB but only {budget / 2**30:.1f} GiB is available "
+            f"on {device.type}: use a smaller --size"
+        )
+
+
+@contextlib.contextmanager
+def inference_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op threads (None keeps the current setting)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
