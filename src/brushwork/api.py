@@ -45,3 +45,10 @@ def stylize(
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
     return optimize(content, _as_specs(style, style_weights), device=device, **options).image
+
+
+def list_styles() -> list[str]:
+    """Names usable as a style without an image: built-in and saved presets."""
+    from brushwork.styles import preset_paths
+
+    return sorted(preset_paths())

@@ -104,13 +104,15 @@ class VGGEncoder(nn.Module):
         state = spec.load_state_dict()
         wanted = {k for k in self.features.state_dict()}
         sub = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-        absent = sorted(wanted - set(sub))
+        absent = sorted(wanted - set(sub), key=lambda k: (int(k.split(".")[0]), k))  # shallowest first
         if absent:
             raise ModelError(f"VGG19 weights '{spec.name}' lack features.{absent[0]} (wrong file or layout?)")
         try:
             self.features.load_state_dict({k: sub[k] for k in wanted}, assign=True)
         except RuntimeError as exc:
-            raise ModelError(f"VGG19 weights '{spec.name}' do not fit the VGG19 layout: {str(exc)[:120]}") from exc
+            # torch's message is a header plus one tab-indented line per problem: keep it to one line
+            detail = " ".join(str(exc).split("\n", 1)[-1].split())
+            raise ModelError(f"VGG19 weights '{spec.name}' do not fit the VGG19 layout: {detail[:160]}") from exc
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()

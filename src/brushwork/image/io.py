@@ -36,13 +36,17 @@ def _open_file(path: Path, what: str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(
-                    f"{what} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP limit "
-                    f"(possible decompression bomb): {path}"
-                )
-            img.load()
+            try:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(
+                        f"{what} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP "
+                        f"limit (possible decompression bomb): {path}"
+                    )
+                img.load()
+            except BaseException:
+                img.close()  # do not leave the file open when it cannot be used
+                raise
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -2,8 +2,8 @@
 
 from brushwork.losses.functional import (
     content_loss,
-    gram_matrix,
     gram_loss,
+    gram_matrix,
     mean_std,
     mean_std_loss,
     tv_loss,

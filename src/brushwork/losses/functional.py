@@ -5,7 +5,8 @@ loss of 1.0 means "as far from the target as the target is from zero". That make
 per-layer contributions comparable (relu1_1 and relu5_1 differ by orders of
 magnitude otherwise), and the same default weights work for any weight source
 (Caffe's 0..255 features or torchvision's normalised ones) and any image size.
-Losses are computed in float32 even when features come from a bf16 pass.
+Losses are computed in (at least) float32 even when features come from a bf16 pass;
+float64 inputs stay float64.
 
 Shapes: features are ``(B, C, H, W)``, Gram matrices ``(B, C, C)``, masks ``(B or 1, 1, H, W)``.
 """
@@ -19,18 +20,23 @@ from brushwork.image.masks import resize_mask
 _EPS = 1e-8
 
 
+def _f32(x: torch.Tensor) -> torch.Tensor:
+    """At least float32: bf16/fp16 are upcast, float64 is kept (so gradcheck and float64 callers work)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Channel correlations ``F Fᵀ / N`` averaged over positions (``N = H·W``).
 
     With a soft ``mask`` the average is weighted by it (Gatys et al. 2017, "Controlling
     Perceptual Factors"), so a region's Gram is comparable to a whole image's.
     """
-    f = features.float()
+    f = _f32(features)
     b, c, h, w = f.shape
     f = f.reshape(b, c, h * w)
     if mask is None:
         return torch.bmm(f, f.transpose(1, 2)) / (h * w)
-    m = resize_mask(mask.float(), (h, w)).reshape(mask.shape[0], 1, h * w)
+    m = resize_mask(_f32(mask), (h, w)).reshape(mask.shape[0], 1, h * w)
     weight = m.sum(dim=2, keepdim=True).clamp_min(_EPS)
     return torch.bmm(f * m, f.transpose(1, 2)) / weight
 
@@ -38,7 +44,7 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
 def gram_loss(features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``‖G(F) − G_t‖² / ‖G_t‖²``: relative squared Gram distance (mean over the batch)."""
     g = gram_matrix(features, mask)
-    t = target_gram.float()
+    t = _f32(target_gram)
     num = (g - t).pow(2).sum(dim=(-2, -1))
     den = t.pow(2).sum(dim=(-2, -1)).clamp_min(_EPS)
     return (num / den).mean()
@@ -46,16 +52,16 @@ def gram_loss(features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Ten
 
 def content_loss(features: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``‖F − F_t‖² / ‖F_t‖²``: relative squared feature distance (optionally masked)."""
-    f, t = features.float(), target.float()
+    f, t = _f32(features), _f32(target)
     if mask is not None:
-        m = resize_mask(mask.float(), f.shape[-2:])
+        m = resize_mask(_f32(mask), f.shape[-2:])
         f, t = f * m, t * m
     return (f - t).pow(2).sum() / t.pow(2).sum().clamp_min(_EPS)
 
 
 def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std over positions, each ``(B, C, 1, 1)`` (AdaIN statistics)."""
-    f = features.float()
+    f = _f32(features)
     mean = f.mean(dim=(2, 3), keepdim=True)
     std = (f.var(dim=(2, 3), keepdim=True, unbiased=False) + eps).sqrt()
     return mean, std
@@ -65,13 +71,13 @@ def mean_std_loss(features: torch.Tensor, target_mean: torch.Tensor, target_std:
     """Relative squared distance between channel statistics (Huang & Belongie 2017, eq. 4, normalised)."""
     mean, std = mean_std(features)
     num = (mean - target_mean).pow(2).sum(dim=(1, 2, 3)) + (std - target_std).pow(2).sum(dim=(1, 2, 3))
-    den = target_mean.float().pow(2).sum(dim=(1, 2, 3)) + target_std.float().pow(2).sum(dim=(1, 2, 3))
+    den = _f32(target_mean).pow(2).sum(dim=(1, 2, 3)) + _f32(target_std).pow(2).sum(dim=(1, 2, 3))
     return (num / den.clamp_min(_EPS)).mean()
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation: mean squared difference between neighbouring pixels (smooths noise)."""
-    x = image.float()
+    x = _f32(image)
     dh = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
     dw = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
     return dh + dw

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from brushwork.encoders.vgg import LAYER_CHANNELS, LAYER_INDEX, LAYER_NAMES, LAYER_STRIDE, check_layers, load_encoder
+from brushwork.encoders.vgg import (
+    LAYER_CHANNELS,
+    LAYER_INDEX,
+    LAYER_NAMES,
+    LAYER_STRIDE,
+    check_layers,
+    load_encoder,
+)
 from brushwork.errors import ConfigError, ImageError, OptimizationError
 from brushwork.image.color import combine_luminance, gray3, luminance, match_color, match_luminance
 from brushwork.image.convert import from_tensor, to_tensor
@@ -28,6 +35,7 @@ from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
 from brushwork.losses import functional as L
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
+from brushwork.styles import StylePreset, resolve_style
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
@@ -238,8 +246,11 @@ class _Objective:
         groups = []  # (output mask or None, {layer: target gram}, area weight)
         blended: dict[str, torch.Tensor] = {}
         for img, w, out_mask, style_mask in styles:
-            feats = self._encode(img, self.config.style_layers)
-            grams = {k: L.gram_matrix(v, style_mask) for k, v in feats.items()}
+            if isinstance(img, StylePreset):
+                grams = {k: img.grams[k].to(self.device) for k in self.config.style_layers}
+            else:
+                feats = self._encode(img, self.config.style_layers)
+                grams = {k: L.gram_matrix(v, style_mask) for k, v in feats.items()}
             if out_mask is None:
                 for k, g in grams.items():
                     blended[k] = blended.get(k, 0) + g * (w / total_w)
@@ -318,9 +329,26 @@ def optimize(
         raise ConfigError(f"output would be {out_w}x{out_h}: the short side must be at least {MIN_SIZE} px")
     check_memory(estimate_memory(out_w, out_h, cfg, dtype), dev, f"optimizing a {out_w}x{out_h} image",
                  cfg.memory_limit)
-    style_imgs = [load_image(s.image, what=f"style image {s.name or i + 1}") for i, s in enumerate(specs)]
+    style_imgs: list[Image.Image | StylePreset] = []
+    for i, s in enumerate(specs):
+        src = resolve_style(s.image)
+        if isinstance(src, StylePreset):
+            src.check_compatible(cfg.style_layers, cfg.weights, cfg.pooling)
+            if cfg.preserve_color == "match":
+                raise ConfigError(f"preserve-color 'match' recolours the painting itself: pass the image, not preset "
+                                  f"'{src.name}' (or use 'luminance')")
+            if cfg.style_scale != 1.0:
+                notes.append(f"style scale does not apply to preset '{src.name}' (its statistics are fixed)")
+            if s.style_mask is not None:
+                raise ConfigError(f"a style-side mask needs the painting image, not preset '{src.name}'")
+            style_imgs.append(src)
+        else:
+            style_imgs.append(load_image(src, what=f"style image {s.name or i + 1}"))
+    # Luminance-only transfer runs the optimization on gray images (Gatys 2016); with a preset
+    # (colour statistics) it optimizes in colour and keeps only the luminance at the end.
+    lum_space = cfg.preserve_color == "luminance" and not any(isinstance(i, StylePreset) for i in style_imgs)
     for img, s in zip(style_imgs, specs):
-        if min(img.size) < 16:
+        if isinstance(img, Image.Image) and min(img.size) < 16:
             raise ImageError(f"style image {s.name or ''} is {img.size[0]}x{img.size[1]}: too small (min 16 px)".replace("  ", " "))
 
     def mask_at(src: ImageInput | None, size: tuple[int, int], what: str) -> torch.Tensor | None:
@@ -348,17 +376,20 @@ def optimize(
         keep = mask_at(cfg.mask, (w, h), "mask")
         style_ts = []
         for img, spec in zip(style_imgs, specs):
+            out_mask = mask_at(spec.mask, (w, h), f"mask for style {spec.name or ''}".strip())
+            if isinstance(img, StylePreset):
+                style_ts.append((img, spec.weight, out_mask, None))
+                continue
             sw, sh = fit_size(img.size, max(1, round(max(w, h) * cfg.style_scale)), allow_upscale=True)
             st = to_tensor(resize(img, (sw, sh)), dev)
             if min(st.shape[-2:]) < MIN_SIZE:
                 raise ConfigError(f"style scale {cfg.style_scale} makes the style image under {MIN_SIZE} px")
             if cfg.preserve_color == "match":
                 st = match_color(st, photo_t)
-            elif cfg.preserve_color == "luminance":
+            elif lum_space:
                 st = gray3(match_luminance(luminance(st), luminance(photo_t)))
-            style_ts.append((st, spec.weight, mask_at(spec.mask, (w, h), f"mask for style {spec.name or ''}".strip()),
-                             mask_at(spec.style_mask, (sw, sh), "style mask")))
-        target = gray3(luminance(photo_t)) if cfg.preserve_color == "luminance" else photo_t
+            style_ts.append((st, spec.weight, out_mask, mask_at(spec.style_mask, (sw, sh), "style mask")))
+        target = gray3(luminance(photo_t)) if lum_space else photo_t
         objective = _Objective(encoder, cfg, target, style_ts, keep, dtype)
 
         if x is None:
@@ -366,9 +397,11 @@ def optimize(
                 x = target.clone()
             elif cfg.init == "noise":
                 x = torch.rand(target.shape, generator=gen).to(dev)
-                if cfg.preserve_color == "luminance":
+                if lum_space:
                     x = gray3(luminance(x))
             else:
+                if isinstance(style_ts[0][0], StylePreset):
+                    raise ConfigError("init 'style' needs a style image, not a preset, as the first style")
                 x = resize_tensor(style_ts[0][0], (h, w))
         else:
             x = resize_tensor(x, (h, w))
@@ -386,7 +419,7 @@ def optimize(
                 total, parts = objective(x)
                 if not torch.isfinite(total):
                     raise OptimizationError(
-                        f"optimization diverged (loss is {float(total)}) at step {step + 1}: "
+                        f"optimization diverged (loss is {float(total.detach())}) at step {step + 1}: "
                         "lower the learning rate or the style weight, or use the L-BFGS optimizer"
                     )
                 total.backward()

