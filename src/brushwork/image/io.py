@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brushwork.errors import ImageError
 
-ImageInput = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
+ImageInput = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]  # noqa: UP007 - a runtime alias on 3.10
 
 #: Refuse images with more pixels than this before decoding them (decompression bombs).
 MAX_PIXELS = 64_000_000

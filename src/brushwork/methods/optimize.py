@@ -349,7 +349,8 @@ def optimize(
     lum_space = cfg.preserve_color == "luminance" and not any(isinstance(i, StylePreset) for i in style_imgs)
     for img, s in zip(style_imgs, specs):
         if isinstance(img, Image.Image) and min(img.size) < 16:
-            raise ImageError(f"style image {s.name or ''} is {img.size[0]}x{img.size[1]}: too small (min 16 px)".replace("  ", " "))
+            label = f"style image {s.name}" if s.name else "style image"
+            raise ImageError(f"{label} is {img.size[0]}x{img.size[1]}: too small (min 16 px)")
 
     def mask_at(src: ImageInput | None, size: tuple[int, int], what: str) -> torch.Tensor | None:
         if src is None:
@@ -363,8 +364,8 @@ def optimize(
     dims = [fit_size((out_w, out_h), s, allow_upscale=False) for s in sizes]
     dims[-1] = (out_w, out_h)
     plan = split_steps(cfg.steps, len(dims))
-    encoder = load_encoder(cfg.weights, pooling=cfg.pooling, device=dev,
-                           last_layer=LAYER_NAMES[max(LAYER_INDEX[n] for n in (*cfg.content_layers, *cfg.style_layers))])
+    deepest = LAYER_NAMES[max(LAYER_INDEX[n] for n in (*cfg.content_layers, *cfg.style_layers))]
+    encoder = load_encoder(cfg.weights, pooling=cfg.pooling, device=dev, last_layer=deepest)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     history: list[dict[str, float]] = []
     x: torch.Tensor | None = None
@@ -414,7 +415,7 @@ def optimize(
         for _ in range(n_steps):
             holder: dict[str, Any] = {}
 
-            def closure(x=x, objective=objective, opt=opt, holder=holder):
+            def closure(x=x, objective=objective, opt=opt, holder=holder, step=step):
                 opt.zero_grad(set_to_none=True)
                 total, parts = objective(x)
                 if not torch.isfinite(total):
