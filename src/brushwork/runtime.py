@@ -20,7 +20,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """A ``torch.device`` from a name; refuses CUDA/MPS where it is not available."""
-    dev = torch.device(device or "cpu")
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device '{device}' (use cpu, cuda, cuda:N or mps)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but CUDA is not available on this machine (use --device cpu)")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):

