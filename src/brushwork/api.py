@@ -12,7 +12,7 @@ from brushwork.errors import ConfigError
 from brushwork.image.io import ImageInput
 from brushwork.methods.optimize import StyleSpec, optimize
 
-METHODS = ("optimize",)
+METHODS = ("optimize", "adain")
 
 
 def _as_specs(style: ImageInput | StyleSpec | Sequence[ImageInput | StyleSpec],
@@ -41,10 +41,20 @@ def stylize(
     ``style`` is one image (path, PIL, array, tensor), a :class:`StyleSpec`, or a list
     of them blended with ``style_weights``. ``options`` are the method's settings, e.g.
     ``size=512, steps=300, strength=0.7, preserve_color="luminance", mask="m.png"``.
+    ``method="adain"`` runs one feed-forward pass with any painting (``strength`` is then
+    AdaIN's alpha, default 1; ``decoder=`` picks a trained decoder folder).
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
-    return optimize(content, _as_specs(style, style_weights), device=device, **options).image
+    specs = _as_specs(style, style_weights)
+    if method == "adain":
+        from brushwork.methods.adain import stylize_adain
+
+        if any(s.style_mask is not None for s in specs):
+            raise ConfigError("style masks (regions of the painting) are for method 'optimize'")
+        return stylize_adain(content, [s.image for s in specs], weights=[s.weight for s in specs],
+                             masks=[s.mask for s in specs], device=device, **options).image
+    return optimize(content, specs, device=device, **options).image
 
 
 def list_styles() -> list[str]:

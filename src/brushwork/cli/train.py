@@ -13,12 +13,15 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     ad = tsub.add_parser("adain", help="train an AdaIN decoder for arbitrary styles")
     ad.add_argument("--content", action="append", required=True, metavar="DIR", help="folder of photos (repeatable)")
     ad.add_argument("--styles", action="append", required=True, metavar="DIR", help="folder of paintings (repeatable)")
+    ad.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                    help="hold out files whose name matches (e.g. '*scream*'; repeatable)")
     ad.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
                     help="run folder: checkpoint, log.jsonl, losses.png, and the model in MODEL_DIR/model")
     ad.add_argument("--steps", type=int, default=4000)
     ad.add_argument("--batch", type=int, default=8)
     ad.add_argument("--crop", type=int, default=256, help="training crop size in px (multiple of 8)")
     ad.add_argument("--lr", type=float, default=1e-4)
+    ad.add_argument("--lr-decay", type=float, default=5e-5, help="lr / (1 + decay * step)")
     ad.add_argument("--style-weight", type=float, default=20.0)
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--device", default="cpu")
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = AdaINTrainConfig(
         content=args.content, styles=args.styles, out_dir=args.output, steps=args.steps, batch=args.batch,
-        crop=args.crop, lr=args.lr, style_weight=args.style_weight, seed=args.seed, precision=args.precision,
+        crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
+        exclude=args.exclude, style_weight=args.style_weight, seed=args.seed, precision=args.precision,
         checkpoint_every=args.checkpoint_every, command="brushwork " + shlex.join(sys.argv[1:]),
     )
     bar = None

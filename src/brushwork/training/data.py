@@ -6,6 +6,7 @@ folder is an error before any training starts.
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,14 +21,19 @@ from brushwork.image.io import load_image
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
-def list_images(folders: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Every image file under the folders (recursively), sorted, so a seed fixes the order."""
+def list_images(folders: str | Path | Sequence[str | Path], exclude: Sequence[str] = ()) -> list[Path]:
+    """Every image file under the folders (recursively), sorted, so a seed fixes the order.
+
+    ``exclude`` holds glob patterns matched against file names (``*scream*``): held-out
+    evaluation images stay out of training.
+    """
     roots = [folders] if isinstance(folders, (str, Path)) else list(folders)
     files: list[Path] = []
     for root in map(Path, roots):
         if not root.is_dir():
             raise ConfigError(f"training folder not found: {root}")
-        files += sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        files += sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+                        and not any(fnmatch.fnmatch(p.name.lower(), pat.lower()) for pat in exclude))
     if not files:
         raise ConfigError(f"no images (.jpg/.png/...) found in {', '.join(map(str, roots))}")
     return files
@@ -37,8 +43,8 @@ class RandomCrops:
     """Endless batches of random square crops: scale jitter, horizontal flips, RGB in 0..1."""
 
     def __init__(self, folders: str | Path | Sequence[str | Path], crop: int, batch: int, seed: int = 0,
-                 scale: tuple[float, float] = (0.5, 1.0)) -> None:
-        self.files = list_images(folders)
+                 scale: tuple[float, float] = (0.5, 1.0), exclude: Sequence[str] = ()) -> None:
+        self.files = list_images(folders, exclude)
         self.crop, self.batch, self.scale = crop, batch, scale
         self.rng = random.Random(seed)
         self.skipped: list[str] = []

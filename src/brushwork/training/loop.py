@@ -56,8 +56,8 @@ def read_log(out_dir: Path) -> list[dict[str, float]]:
 
 
 def run_loop(cfg: LoopConfig, step_fn: Callable[[int], dict[str, float]], get_state: Callable[[], dict[str, Any]],
-             set_state: Callable[[dict[str, Any]], None], progress: Callable[[int, int, dict[str, float]], None] | None = None,
-             ) -> int:
+             set_state: Callable[[dict[str, Any]], None],
+             progress: Callable[[int, int, dict[str, float]], None] | None = None) -> int:
     """Run ``step_fn(step)`` from the last checkpoint to ``cfg.steps``; returns the first step run.
 
     ``get_state``/``set_state`` gather and restore everything a resume needs.
