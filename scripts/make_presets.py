@@ -19,7 +19,8 @@ from pathlib import Path
 
 from brushwork.styles import PRESET_SIZE, builtin_preset_dir, compute_preset, save_preset
 
-# name -> (title, artist, year); all public domain (see the data MANIFEST).
+# name -> (title, artist, year); all public domain: pre-1929 works whose artists died over 70 years ago
+# (see the data MANIFEST).
 PAINTINGS = {
     "starry_night": ("The Starry Night", "Vincent van Gogh", "1889"),
     "the_scream": ("The Scream", "Edvard Munch", "1893"),
@@ -27,6 +28,11 @@ PAINTINGS = {
     "composition_vii": ("Composition VII", "Wassily Kandinsky", "1913"),
     "water_lilies": ("Water Lilies", "Claude Monet", "1919"),
     "shipwreck_of_the_minotaur": ("The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1810"),
+    "starry_night_over_the_rhone": ("Starry Night over the Rhône", "Vincent van Gogh", "1888"),
+    "composition_mondrian": ("Composition", "Piet Mondrian", "c. 1920s"),
+    "udnie": ("Udnie (Young American Girl, The Dance)", "Francis Picabia", "1913"),
+    "woman_with_hat": ("Woman with a Hat", "Henri Matisse", "1905"),
+    "contrast_of_forms": ("Contrast of Forms", "Fernand Léger", "1913"),
 }
 
 
