@@ -25,6 +25,25 @@ def _f32(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+class _Gram(torch.autograd.Function):
+    """``F Fᵀ · scale`` with a one-matmul backward, ``(dG + dGᵀ) F · scale``.
+
+    Plain autograd treats ``F`` and ``Fᵀ`` as two inputs: two matmuls plus a full-size
+    gradient sum per style layer, about a sixth of an optimization step on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(f)
+        ctx.scale = scale
+        return torch.bmm(f, f.transpose(1, 2)).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (f,) = ctx.saved_tensors
+        return torch.bmm((grad + grad.transpose(1, 2)).mul_(ctx.scale), f), None
+
+
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Channel correlations ``F Fᵀ / N`` averaged over positions (``N = H·W``).
 
@@ -35,7 +54,7 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     b, c, h, w = f.shape
     f = f.reshape(b, c, h * w)
     if mask is None:
-        return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+        return _Gram.apply(f, 1.0 / (h * w))
     m = resize_mask(_f32(mask), (h, w)).reshape(mask.shape[0], 1, h * w)
     weight = m.sum(dim=2, keepdim=True).clamp_min(_EPS)
     return torch.bmm(f * m, f.transpose(1, 2)) / weight
