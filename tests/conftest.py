@@ -45,3 +45,21 @@ def rgb_image_file(tmp_path: Path, rgb_array: np.ndarray) -> Path:
     path = tmp_path / "small_rgb.png"
     Image.fromarray(rgb_array).save(path)
     return path
+
+
+#: Test folders whose modules run real-weight passes: see _torch_threads.
+_THREAD_LIMITED = {"cli", "integration", "training"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _torch_threads(request):
+    """Real-weight runs share a 2-core machine with other jobs: torch's default of one thread per core
+    oversubscribes it (spinning OpenMP workers made these tests ~4x slower under load), so modules in
+    the folders above run with ``$BRUSHWORK_TEST_THREADS`` torch threads (default 1), restored after."""
+    if request.node.path.parent.name not in _THREAD_LIMITED:
+        yield
+        return
+    from brushwork.runtime import inference_threads
+
+    with inference_threads(int(os.environ.get("BRUSHWORK_TEST_THREADS", "1"))):
+        yield
