@@ -204,10 +204,11 @@ def test_preset_bad_name(capsys, images, tmp_path, monkeypatch):
 def test_demo(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     out_path = tmp_path / "demo.png"
-    out, _ = run_ok(capsys, "demo", "--size", 48, "--steps", 2, "-q", "-o", out_path)
-    assert str(out_path) in out
-    with Image.open(out_path) as img:
-        assert max(img.size) == 48
+    for method in ("optimize", "adain"):
+        out, _ = run_ok(capsys, "demo", "--method", method, "--size", 48, "--steps", 2, "-q", "-o", out_path)
+        assert str(out_path) in out and f"({method})" in out
+        with Image.open(out_path) as img:
+            assert max(img.size) == 48
 
 
 # --------------------------------------------------------------------------- bad input: exit 2, one line

@@ -110,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a real stylization of a bundled photo, no files needed")
     demo.add_argument("-o", "--output", default="brushwork_demo.png")
     demo.add_argument("-s", "--style", default="starry_night", help="preset name (see `brushwork styles`)")
-    demo.add_argument("--size", type=_positive_int, default=384)
-    demo.add_argument("--steps", type=_positive_int, default=150)
+    demo.add_argument("--method", default=None, choices=["optimize", "adain"],
+                      help="default: adain when its decoder is installed (seconds), else optimize (a minute)")
+    demo.add_argument("--size", type=_positive_int, default=None, help="default 512 (adain), 384 (optimize)")
+    demo.add_argument("--steps", type=_positive_int, default=150, help="optimize only")
     demo.add_argument("--device", default="cpu")
     demo.add_argument("-q", "--quiet", action="store_true")
 
@@ -348,15 +350,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from brushwork.methods.optimize import optimize
 
     photo = demo_photo()
-    bar = _LazyBar(total=args.steps, desc=f"demo: {args.style}", disable=args.quiet)
-    try:
-        result = optimize(photo, [args.style], size=args.size, steps=args.steps, device=args.device,
-                          callback=lambda info: bar.update(1))
-    finally:
-        bar.close()
+    method = args.method or _default_method()
+    if method == "adain":
+        from brushwork.methods.adain import stylize_adain
+
+        result = stylize_adain(photo, [args.style], size=args.size or 512, device=args.device)
+    else:
+        bar = _LazyBar(total=args.steps, desc=f"demo: {args.style}", disable=args.quiet)
+        try:
+            result = optimize(photo, [args.style], size=args.size or 384, steps=args.steps, device=args.device,
+                              callback=lambda info: bar.update(1))
+        finally:
+            bar.close()
     out = save_image(result.image, args.output)
-    print(f"stylized {photo.name} with '{args.style}' -> {out} ({result.size[0]}x{result.size[1]}, "
-          f"{result.seconds:.0f} s)")
+    print(f"stylized {photo.name} with '{args.style}' ({method}) -> {out} ({result.size[0]}x{result.size[1]}, "
+          f"{result.seconds:.1f} s)")
     return 0
 
 
