@@ -5,6 +5,31 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
+
+#: FeedForwardTrainConfig's defaults, spelled out so building the parser imports no torch (a test keeps them equal).
+FEEDFORWARD_DEFAULTS = {"steps": 10000, "batch": 4, "crop": 256, "lr": 1e-3, "lr_decay": 0.0, "style_weight": 10.0,
+                        "tv_weight": 1.0, "style_size": 512}
+
+
+def _common(p: argparse.ArgumentParser, steps: int, batch: int, crop: int, lr: float, lr_decay: float,
+            style_weight: float, crop_multiple: int) -> None:
+    """Options every trainer shares (their defaults differ per method)."""
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="hold out files whose name matches (e.g. '*scream*'; repeatable)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
+                   help="run folder: checkpoint, log.jsonl, losses.png, and the model in MODEL_DIR/model")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--crop", type=int, default=crop, help=f"training crop size in px (multiple of {crop_multiple})")
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--lr-decay", type=float, default=lr_decay, help="lr / (1 + decay * step)")
+    p.add_argument("--style-weight", type=float, default=style_weight)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("-q", "--quiet", action="store_true")
 
 
 def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -13,48 +38,96 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     ad = tsub.add_parser("adain", help="train an AdaIN decoder for arbitrary styles")
     ad.add_argument("--content", action="append", required=True, metavar="DIR", help="folder of photos (repeatable)")
     ad.add_argument("--styles", action="append", required=True, metavar="DIR", help="folder of paintings (repeatable)")
-    ad.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                    help="hold out files whose name matches (e.g. '*scream*'; repeatable)")
-    ad.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
-                    help="run folder: checkpoint, log.jsonl, losses.png, and the model in MODEL_DIR/model")
-    ad.add_argument("--steps", type=int, default=4000)
-    ad.add_argument("--batch", type=int, default=8)
-    ad.add_argument("--crop", type=int, default=256, help="training crop size in px (multiple of 8)")
-    ad.add_argument("--lr", type=float, default=1e-4)
-    ad.add_argument("--lr-decay", type=float, default=5e-5, help="lr / (1 + decay * step)")
-    ad.add_argument("--style-weight", type=float, default=20.0)
-    ad.add_argument("--seed", type=int, default=0)
-    ad.add_argument("--device", default="cpu")
-    ad.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    ad.add_argument("--checkpoint-every", type=int, default=200)
-    ad.add_argument("-q", "--quiet", action="store_true")
+    _common(ad, steps=4000, batch=8, crop=256, lr=1e-4, lr_decay=5e-5, style_weight=20.0, crop_multiple=8)
+
+    for method, help_text, style_help in (
+        ("johnson", "train a fast net for one painting (Johnson et al. 2016)", "the painting (one file)"),
+        ("cin", "train one fast net for several paintings, blendable (Dumoulin et al. 2017)",
+         "a painting (repeat for each style; its file name, without extension, names the style)"),
+    ):
+        p = tsub.add_parser(method, help=help_text)
+        p.add_argument("--style", action="append", required=True, metavar="PAINTING", help=style_help)
+        p.add_argument("--content", action="append", required=True, metavar="DIR",
+                       help="folder of photos (repeatable)")
+        _common(p, **{k: FEEDFORWARD_DEFAULTS[k] for k in ("steps", "batch", "crop", "lr", "lr_decay", "style_weight")},
+                crop_multiple=4)
+        p.add_argument("--tv-weight", type=float, default=FEEDFORWARD_DEFAULTS["tv_weight"],
+                       help="total-variation (smoothness) weight")
+        p.add_argument("--style-size", type=int, default=FEEDFORWARD_DEFAULTS["style_size"], metavar="PX",
+                       help="the painting's longest side for its style targets: bigger = smaller strokes "
+                            "relative to the crop")
+
+
+def _progress(desc: str, quiet: bool) -> tuple[Callable[[int, int, dict[str, float]], None], Callable[[], None]]:
+    """A tqdm callback opened at the first step (input errors come before any bar), and its closer."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=step - 1, desc=desc, unit="step", disable=quiet, file=sys.stderr,
+                       dynamic_ncols=True)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k != "style_index"}, refresh=False)
+        bar.update(1)
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return progress, close
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    if args.train_method in ("johnson", "cin"):
+        return _run_feedforward(args)
+    return _run_adain(args)
 
+
+def _command() -> str:
+    return "brushwork " + shlex.join(sys.argv[1:])
+
+
+def _run_adain(args: argparse.Namespace) -> int:
     from brushwork.training.adain import AdaINTrainConfig, train_adain
 
     cfg = AdaINTrainConfig(
         content=args.content, styles=args.styles, out_dir=args.output, steps=args.steps, batch=args.batch,
         crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
         exclude=args.exclude, style_weight=args.style_weight, seed=args.seed, precision=args.precision,
-        checkpoint_every=args.checkpoint_every, command="brushwork " + shlex.join(sys.argv[1:]),
+        checkpoint_every=args.checkpoint_every, command=_command(),
     )
-    bar = None
-
-    def progress(step: int, total: int, losses: dict[str, float]) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, initial=step - 1, desc="train adain", unit="step", disable=args.quiet,
-                       file=sys.stderr, dynamic_ncols=True)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
-        bar.update(1)
-
+    progress, close = _progress("train adain", args.quiet)
     try:
         model = train_adain(cfg, device=args.device, progress=progress)
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     print(f"decoder -> {model} (use: brushwork stylize photo.jpg -s painting.jpg --method adain --decoder {model})")
+    return 0
+
+
+def _run_feedforward(args: argparse.Namespace) -> int:
+    from brushwork.errors import ConfigError
+    from brushwork.training.feedforward import FeedForwardTrainConfig, train_feedforward
+
+    if args.train_method == "johnson" and len(args.style) != 1:
+        raise ConfigError(f"johnson trains one painting per net, got {len(args.style)} --style: "
+                          "use `brushwork train cin` for several in one net")
+    if args.train_method == "cin" and len(args.style) < 2:
+        raise ConfigError("cin trains several paintings in one net: give --style at least twice "
+                          "(for one painting use `brushwork train johnson`)")
+    cfg = FeedForwardTrainConfig(
+        content=args.content, styles=args.style, out_dir=args.output, steps=args.steps, batch=args.batch,
+        crop=args.crop, lr=args.lr, lr_decay=args.lr_decay, style_weight=args.style_weight,
+        tv_weight=args.tv_weight, style_size=args.style_size, exclude=args.exclude, seed=args.seed,
+        precision=args.precision, checkpoint_every=args.checkpoint_every, command=_command(),
+    )
+    progress, close = _progress(f"train {args.train_method}", args.quiet)
+    try:
+        model = train_feedforward(cfg, device=args.device, progress=progress)
+    finally:
+        close()
+    print(f"{args.train_method} model ({', '.join(cfg.names())}) -> {model} "
+          "(load it with brushwork.methods.feedforward.FeedForwardStylizer)")
     return 0

