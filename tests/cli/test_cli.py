@@ -439,3 +439,40 @@ def test_adain_bad_decoder_and_tiny_style(capsys, images, tmp_path, tiny_decoder
     line = run_fail(capsys, "stylize", images["photo"], "-s", images["painting"], "--decoder", tiny_decoder,
                     "--method", "optimize", "-o", tmp_path / "out.png")
     assert "--decoder is for --method adain" in line
+
+
+# --------------------------------------------------------------------------- feed-forward models
+
+
+@pytest.fixture(scope="module")
+def tiny_cin(tmp_path_factory) -> Path:
+    from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("cin") / "two"
+    cfg = TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2, style_names=("waves", "stars"))
+    TransformerNet(cfg).save_pretrained(folder)
+    return folder
+
+
+def test_feedforward_model_blend_json(capsys, images, tmp_path, tiny_cin):
+    out, _ = run_ok(capsys, "stylize", images["photo"], "--model", tiny_cin, "-s", "waves:0.25", "-s", "stars:0.75",
+                    "--size", 64, "--json", "-o", tmp_path / "out.png")
+    info = json.loads(out)
+    assert info["method"] == "feedforward" and info["size"] == [64, 48]
+    assert info["styles"] == {"waves": 0.25, "stars": 0.75}
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["-s", "wave"], "did you mean 'waves'"),
+    (["--steps", "3"], "not an option of a feed-forward --model"),
+    (["--method", "adain"], "--model goes with --method feedforward"),
+])
+def test_feedforward_model_errors(capsys, images, tmp_path, tiny_cin, extra, expected):
+    line = run_fail(capsys, "stylize", images["photo"], "--model", tiny_cin, "--size", 64, "-o", tmp_path / "o.png",
+                    *extra)
+    assert expected in line
+
+
+def test_stylize_needs_a_style(capsys, images, tmp_path):
+    assert "give a style with -s" in run_fail(capsys, "stylize", images["photo"], "-o", tmp_path / "o.png")

@@ -56,17 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("stylize", help="stylize photos with one or more styles")
     st.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) to stylize")
-    st.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]",
-                    help="painting image or preset name, optionally with a blend weight (repeat to blend)")
+    st.add_argument("-s", "--style", action="append", default=[], metavar="STYLE[:WEIGHT]",
+                    help="painting image or preset name, optionally with a blend weight (repeat to blend); "
+                         "with --model, the model's style names")
     st.add_argument("-o", "--output", required=True, metavar="OUT",
                     help="output image (.png/.jpg), or a folder when several photos are given")
-    st.add_argument("--method", default=None, choices=["optimize", "adain"],
-                    help="optimize: Gatys, best quality, minutes; adain: any painting in one pass, seconds "
+    st.add_argument("--method", default=None, choices=["optimize", "adain", "feedforward"],
+                    help="feedforward: a trained --model; optimize: Gatys, best quality, minutes; "
+                         "adain: any painting in one pass, seconds "
                          "(default: adain when its decoder is installed)")
     st.add_argument("--size", type=_positive_int, default=None,
                     help="longest side of the output in px (default 512 for optimize; the photo's own, "
                          f"at most {ADAIN_DEFAULT_MAX} px, for adain)")
     st.add_argument("--decoder", metavar="DIR", help="adain: a trained decoder folder (default: the shipped one)")
+    st.add_argument("--model", metavar="DIR",
+                    help="a trained feed-forward model folder (brushwork train johnson|cin): one pass, no painting")
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
     st.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps over all scales (default 300)")
     st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")
@@ -211,6 +215,15 @@ def _optimize_only_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
+    from brushwork.errors import ConfigError
+
+    if args.model and args.method in (None, "feedforward"):
+        return _stylize_feedforward(args)
+    if args.model or args.method == "feedforward":
+        raise ConfigError("--model goes with --method feedforward (a trained net), not " + args.method
+                          if args.model else "--method feedforward needs --model DIR")
+    if not args.style:
+        raise ConfigError("give a style with -s (a painting or a preset name; see `brushwork styles`)")
     if args.method is None:  # adain when installed, unless an option only optimization understands was given
         args.method = "adain" if args.decoder else "optimize" if _optimize_only_flags(args) else _default_method()
     if args.method == "adain":
@@ -244,6 +257,31 @@ def _check_output_name(out: Path) -> None:
         from brushwork.errors import ImageError
 
         raise ImageError(f"cannot write '{out}': use a .png or .jpg output name")
+
+
+def _stylize_feedforward(args: argparse.Namespace) -> int:
+    from brushwork.errors import ConfigError
+    from brushwork.image.io import save_image
+    from brushwork.methods.feedforward import FeedForwardStylizer
+
+    args.method = "feedforward"
+    unsupported = _optimize_only_flags(args) + [f for f, used in (
+        ("--decoder", args.decoder is not None), ("--mask-for", bool(args.mask_for)),
+        ("--style-size", args.style_size is not None)) if used]
+    if unsupported:
+        raise ConfigError(f"{', '.join(unsupported)}: not an option of a feed-forward --model")
+    styles = [_parse_style(s) for s in args.style]
+    outputs = _output_paths(args.photos, args.output, styles or [(Path(args.model).name, 1.0)])
+    for out in outputs:
+        _check_output_name(out)
+    model = FeedForwardStylizer(args.model, device=args.device, precision=args.precision)
+    for photo, out in zip(args.photos, outputs):
+        result = model.stylize(photo, styles or None, size=args.size, upscale=args.upscale,
+                               strength=1.0 if args.strength is None else args.strength,
+                               preserve_color=args.preserve_color, mask=args.mask)
+        save_image(result.image, out)
+        _report(args, photo, out, result.size, result.seconds, result.notes, {"styles": result.styles})
+    return 0
 
 
 def _stylize_adain(args: argparse.Namespace) -> int:

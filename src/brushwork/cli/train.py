@@ -129,5 +129,5 @@ def _run_feedforward(args: argparse.Namespace) -> int:
     finally:
         close()
     print(f"{args.train_method} model ({', '.join(cfg.names())}) -> {model} "
-          "(load it with brushwork.methods.feedforward.FeedForwardStylizer)")
+          f"(use: brushwork stylize photo.jpg --model {model} -o out.png)")
     return 0
