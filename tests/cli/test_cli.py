@@ -476,3 +476,13 @@ def test_feedforward_model_errors(capsys, images, tmp_path, tiny_cin, extra, exp
 
 def test_stylize_needs_a_style(capsys, images, tmp_path):
     assert "give a style with -s" in run_fail(capsys, "stylize", images["photo"], "-o", tmp_path / "o.png")
+
+
+def test_stylebank_model_through_the_same_option(capsys, images, tmp_path):
+    from brushwork.methods.stylebank import StyleBankConfig, StyleBankNet
+
+    folder = tmp_path / "bank"
+    StyleBankNet(StyleBankConfig(widths=(4, 8, 8), style_names=("a", "b"))).save_pretrained(folder)
+    out, _ = run_ok(capsys, "stylize", images["photo"], "--model", folder, "-s", "b", "--size", 64, "--json",
+                    "-o", tmp_path / "out.png")
+    assert json.loads(out)["styles"] == {"b": 1.0}

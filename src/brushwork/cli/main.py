@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"at most {ADAIN_DEFAULT_MAX} px, for adain)")
     st.add_argument("--decoder", metavar="DIR", help="adain: a trained decoder folder (default: the shipped one)")
     st.add_argument("--model", metavar="DIR",
-                    help="a trained feed-forward model folder (brushwork train johnson|cin): one pass, no painting")
+                    help="a trained feed-forward model folder (brushwork train johnson|cin|stylebank): one pass")
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
     st.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps over all scales (default 300)")
     st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")
@@ -262,7 +262,7 @@ def _check_output_name(out: Path) -> None:
 def _stylize_feedforward(args: argparse.Namespace) -> int:
     from brushwork.errors import ConfigError
     from brushwork.image.io import save_image
-    from brushwork.methods.feedforward import FeedForwardStylizer
+    from brushwork.methods.stylebank import stylizer_for
 
     args.method = "feedforward"
     unsupported = _optimize_only_flags(args) + [f for f, used in (
@@ -274,7 +274,7 @@ def _stylize_feedforward(args: argparse.Namespace) -> int:
     outputs = _output_paths(args.photos, args.output, styles or [(Path(args.model).name, 1.0)])
     for out in outputs:
         _check_output_name(out)
-    model = FeedForwardStylizer(args.model, device=args.device, precision=args.precision)
+    model = stylizer_for(args.model, device=args.device, precision=args.precision)  # johnson, cin or stylebank
     for photo, out in zip(args.photos, outputs):
         result = model.stylize(photo, styles or None, size=args.size, upscale=args.upscale,
                                strength=1.0 if args.strength is None else args.strength,

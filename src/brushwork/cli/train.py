@@ -10,16 +10,20 @@ from collections.abc import Callable
 #: FeedForwardTrainConfig's defaults, spelled out so building the parser imports no torch (a test keeps them equal).
 FEEDFORWARD_DEFAULTS = {"steps": 10000, "batch": 4, "crop": 256, "lr": 1e-3, "lr_decay": 0.0, "style_weight": 10.0,
                         "tv_weight": 1.0, "style_size": 512}
+#: StyleBankTrainConfig.steps and style_steps, and ADD_STYLE_STEPS (a test keeps them equal).
+STYLEBANK_STEPS, STYLEBANK_STYLE_STEPS, STYLEBANK_ADD_STEPS = 10000, 2, 3000
 
 
-def _common(p: argparse.ArgumentParser, steps: int, batch: int, crop: int, lr: float, lr_decay: float,
+def _common(p: argparse.ArgumentParser, steps: int | None, batch: int, crop: int, lr: float, lr_decay: float,
             style_weight: float, crop_multiple: int) -> None:
     """Options every trainer shares (their defaults differ per method)."""
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="hold out files whose name matches (e.g. '*scream*'; repeatable)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
                    help="run folder: checkpoint, log.jsonl, losses.png, and the model in MODEL_DIR/model")
-    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--steps", type=int, default=steps,
+                   help=None if steps is not None else f"default {STYLEBANK_STEPS}, or {STYLEBANK_ADD_STEPS} "
+                                                         "with --add-style")
     p.add_argument("--batch", type=int, default=batch)
     p.add_argument("--crop", type=int, default=crop, help=f"training crop size in px (multiple of {crop_multiple})")
     p.add_argument("--lr", type=float, default=lr)
@@ -57,6 +61,25 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                        help="the painting's longest side for its style targets: bigger = smaller strokes "
                             "relative to the crop")
 
+    sb = tsub.add_parser("stylebank", help="train one auto-encoder with a style bank per painting, or add a "
+                                           "painting to a trained one (Chen et al. 2017)")
+    what = sb.add_mutually_exclusive_group(required=True)
+    what.add_argument("--style", action="append", metavar="PAINTING",
+                      help="a painting (repeat for each style; its file name, without extension, names the style)")
+    what.add_argument("--add-style", metavar="PAINTING",
+                      help="train only a new bank for this painting into the model given by --from")
+    sb.add_argument("--from", dest="base_model", metavar="MODEL_DIR",
+                    help="with --add-style: the trained StyleBank model folder (e.g. RUN/model)")
+    sb.add_argument("--content", action="append", required=True, metavar="DIR", help="folder of photos (repeatable)")
+    _common(sb, steps=None, **{k: FEEDFORWARD_DEFAULTS[k] for k in ("batch", "crop", "lr", "lr_decay",
+                                                                      "style_weight")}, crop_multiple=4)
+    sb.add_argument("--tv-weight", type=float, default=FEEDFORWARD_DEFAULTS["tv_weight"],
+                    help="total-variation (smoothness) weight")
+    sb.add_argument("--style-size", type=int, default=FEEDFORWARD_DEFAULTS["style_size"], metavar="PX",
+                    help="the painting's longest side for its style targets")
+    sb.add_argument("--style-steps", type=int, default=STYLEBANK_STYLE_STEPS, metavar="T",
+                    help="stylizing steps before each auto-encoder (identity) step: the paper's T")
+
 
 def _progress(desc: str, quiet: bool) -> tuple[Callable[[int, int, dict[str, float]], None], Callable[[], None]]:
     """A tqdm callback opened at the first step (input errors come before any bar), and its closer."""
@@ -80,9 +103,34 @@ def _progress(desc: str, quiet: bool) -> tuple[Callable[[int, int, dict[str, flo
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.train_method in ("johnson", "cin"):
-        return _run_feedforward(args)
-    return _run_adain(args)
+    """Run a trainer; under torchrun each process joins the group first (one rank writes, see training.distributed)."""
+    runner = {"johnson": _run_feedforward, "cin": _run_feedforward, "stylebank": _run_stylebank}.get(
+        args.train_method, _run_adain)
+    if not _torchrun():
+        return runner(args)
+    from brushwork.training import distributed
+
+    with distributed.launch(args.device) as device:
+        args.device = str(device)
+        args.quiet = args.quiet or not distributed.is_main()
+        return runner(args)
+
+
+def _torchrun() -> bool:
+    """Launched by torchrun with more than one process (checked without importing torch)."""
+    import os
+
+    return os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
+
+
+def _report(text: str) -> None:
+    """The closing line, printed once (by rank 0 under torchrun)."""
+    if _torchrun():
+        from brushwork.training import distributed
+
+        if not distributed.is_main():
+            return
+    print(text)
 
 
 def _command() -> str:
@@ -103,7 +151,7 @@ def _run_adain(args: argparse.Namespace) -> int:
         model = train_adain(cfg, device=args.device, progress=progress)
     finally:
         close()
-    print(f"decoder -> {model} (use: brushwork stylize photo.jpg -s painting.jpg --method adain --decoder {model})")
+    _report(f"decoder -> {model} (use: brushwork stylize photo.jpg -s painting.jpg --method adain --decoder {model})")
     return 0
 
 
@@ -128,6 +176,33 @@ def _run_feedforward(args: argparse.Namespace) -> int:
         model = train_feedforward(cfg, device=args.device, progress=progress)
     finally:
         close()
-    print(f"{args.train_method} model ({', '.join(cfg.names())}) -> {model} "
-          f"(use: brushwork stylize photo.jpg --model {model} -o out.png)")
+    _report(f"{args.train_method} model ({', '.join(cfg.names())}) -> {model} "
+            f"(use: brushwork stylize photo.jpg --model {model} -o out.png)")
+    return 0
+
+
+def _run_stylebank(args: argparse.Namespace) -> int:
+    from brushwork.errors import ConfigError
+    from brushwork.training.stylebank import StyleBankTrainConfig, add_stylebank_style, train_stylebank
+
+    adding = args.add_style is not None
+    if adding and not args.base_model:
+        raise ConfigError("--add-style needs --from MODEL_DIR: the trained StyleBank model to add the style to")
+    if not adding and args.base_model:
+        raise ConfigError("--from goes with --add-style (to train a new net, give --style for each painting)")
+    steps = args.steps if args.steps is not None else (STYLEBANK_ADD_STEPS if adding else STYLEBANK_STEPS)
+    cfg = StyleBankTrainConfig(
+        content=args.content, styles=[args.add_style] if adding else args.style, out_dir=args.output,
+        base_model=args.base_model or "", steps=steps, batch=args.batch, crop=args.crop, lr=args.lr,
+        lr_decay=args.lr_decay, style_weight=args.style_weight, tv_weight=args.tv_weight, style_size=args.style_size,
+        style_steps=args.style_steps, exclude=args.exclude, seed=args.seed, precision=args.precision,
+        checkpoint_every=args.checkpoint_every, command=_command(),
+    )
+    progress, close = _progress("train stylebank" + (" --add-style" if adding else ""), args.quiet)
+    try:
+        model = (add_stylebank_style if adding else train_stylebank)(cfg, device=args.device, progress=progress)
+    finally:
+        close()
+    what = f"added '{cfg.names()[0]}'" if adding else f"stylebank model ({', '.join(cfg.names())})"
+    _report(f"{what} -> {model}")
     return 0

