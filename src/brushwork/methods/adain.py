@@ -10,7 +10,6 @@ of its cost would otherwise sit in full-resolution 64-channel convs.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
 from brushwork.losses.functional import mean_std
+from brushwork.pretrained import config_fields, load_weights, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 from brushwork.styles import StylePreset, resolve_style
 
@@ -81,42 +81,16 @@ class AdaINDecoder(nn.Module):
         return self.net(features)
 
     def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        """``config.json`` + ``model.safetensors`` (fp16 halves the size with no visible change)."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": str(MODEL_FORMAT), "kind": "adain"})
-        (folder / "config.json").write_text(json.dumps({"kind": "adain", **asdict(self.config), **(meta or {})},
-                                                       indent=2) + "\n")
-        return folder
+        """``config.json`` + ``model.safetensors`` (fp16); see :mod:`brushwork.pretrained`."""
+        return save_folder(self, folder, "adain", asdict(self.config), MODEL_FORMAT, meta)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> AdaINDecoder:
         """Load a decoder folder; refuses other kinds, other format versions and corrupt files in one line."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        cfg_path, weights_path = folder / "config.json", folder / "model.safetensors"
-        if not cfg_path.is_file() or not weights_path.is_file():
-            raise ModelError(f"{folder} is not an AdaIN decoder folder (needs config.json and model.safetensors)")
-        try:
-            raw = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"cannot read {cfg_path}: {exc}") from exc
-        if raw.get("kind") != "adain":
-            raise ModelError(f"{folder} holds a '{raw.get('kind')}' model, not an AdaIN decoder")
-        if raw.get("format") != MODEL_FORMAT:
-            raise ModelError(f"{folder} is decoder format {raw.get('format')}; this brushwork reads {MODEL_FORMAT}")
-        known = DecoderConfig.__dataclass_fields__
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-        model = cls(DecoderConfig(**fields))
-        try:
-            state = load_file(str(weights_path))
-            model.load_state_dict({k: v.float() for k, v in state.items()})
-        except Exception as exc:
-            raise ModelError(f"cannot load decoder weights from {weights_path}: corrupt or mismatched") from exc
+        raw = read_config(folder, {"adain"}, MODEL_FORMAT, folder_label="an AdaIN decoder",
+                          kind_label="an AdaIN decoder", format_label="decoder")
+        model = cls(DecoderConfig(**config_fields(raw, DecoderConfig)))
+        load_weights(model, folder, "decoder")
         return model.eval()
 
 

@@ -12,7 +12,6 @@ A style is baked into the weights, so a pass costs one small conv net: no VGG at
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from brushwork.image.color import combine_luminance
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
+from brushwork.pretrained import config_fields, load_weights, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 
 MODEL_FORMAT = 1
@@ -183,51 +183,23 @@ class TransformerNet(nn.Module):
         return torch.sigmoid(self.out(y))[..., :h, :w]
 
     def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        """``config.json`` + ``model.safetensors`` (fp16 halves the size with no visible change)."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        kind = self.config.kind
-        state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": str(MODEL_FORMAT), "kind": kind})
-        (folder / "config.json").write_text(json.dumps({"kind": kind, **asdict(self.config), **(meta or {})},
-                                                       indent=2) + "\n")
-        return folder
+        """``config.json`` + ``model.safetensors`` (fp16); see :mod:`brushwork.pretrained`."""
+        return save_folder(self, folder, self.config.kind, asdict(self.config), MODEL_FORMAT, meta)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> TransformerNet:
         """Load a model folder; refuses other kinds, other format versions and corrupt files in one line."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        cfg_path, weights_path = folder / "config.json", folder / "model.safetensors"
-        if not cfg_path.is_file() or not weights_path.is_file():
-            raise ModelError(f"{folder} is not a feed-forward model folder (needs config.json and model.safetensors)")
+        raw = read_config(folder, KINDS, MODEL_FORMAT, folder_label="a feed-forward model",
+                          kind_label="a feed-forward (johnson/cin) one", format_label="feed-forward model")
+        cfg_path = Path(folder) / "config.json"
         try:
-            raw = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"cannot read {cfg_path}: {exc}") from exc
-        if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
-            kind = raw.get("kind") if isinstance(raw, dict) else None
-            raise ModelError(f"{folder} holds a '{kind}' model, not a feed-forward (johnson/cin) one")
-        if raw.get("format") != MODEL_FORMAT:
-            raise ModelError(f"{folder} is feed-forward model format {raw.get('format')}; "
-                             f"this brushwork reads {MODEL_FORMAT}")
-        known = TransformerConfig.__dataclass_fields__
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-        try:
-            config = TransformerConfig(**fields)
+            config = TransformerConfig(**config_fields(raw, TransformerConfig))
         except (BrushworkError, TypeError, ValueError) as exc:
             raise ModelError(f"{cfg_path} describes no valid net: {exc}") from exc
         if config.kind != raw["kind"]:
             raise ModelError(f"{cfg_path} says '{raw['kind']}' but holds {config.n_styles} style(s)")
         model = cls(config)
-        try:
-            state = load_file(str(weights_path))
-            model.load_state_dict({k: v.float() for k, v in state.items()})
-        except Exception as exc:
-            raise ModelError(f"cannot load feed-forward weights from {weights_path}: corrupt or mismatched") from exc
+        load_weights(model, folder, "feed-forward")
         return model.eval()
 
 

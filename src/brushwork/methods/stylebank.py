@@ -29,6 +29,7 @@ from brushwork.methods.feedforward import (
     FeedForwardStylizer,
     StyleChoice,
 )
+from brushwork.pretrained import config_fields, load_weights, read_config, save_folder
 from brushwork.runtime import resolve_device, resolve_precision
 
 MODEL_FORMAT = 1
@@ -189,47 +190,19 @@ class StyleBankNet(nn.Module):
 
     def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """``config.json`` + ``model.safetensors`` (fp16), the format of the other trained nets."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": str(MODEL_FORMAT), "kind": KIND})
-        (folder / "config.json").write_text(json.dumps({"kind": KIND, **asdict(self.config), **(meta or {})},
-                                                       indent=2) + "\n")
-        return folder
+        return save_folder(self, folder, KIND, asdict(self.config), MODEL_FORMAT, meta)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> StyleBankNet:
         """Load a model folder; refuses other kinds, other format versions and corrupt files in one line."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        cfg_path, weights_path = folder / "config.json", folder / "model.safetensors"
-        if not cfg_path.is_file() or not weights_path.is_file():
-            raise ModelError(f"{folder} is not a StyleBank model folder (needs config.json and model.safetensors)")
+        raw = read_config(folder, {KIND}, MODEL_FORMAT, folder_label="a StyleBank model",
+                          kind_label="a StyleBank one", format_label="StyleBank model")
         try:
-            raw = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"cannot read {cfg_path}: {exc}") from exc
-        if not isinstance(raw, dict) or raw.get("kind") != KIND:
-            kind = raw.get("kind") if isinstance(raw, dict) else None
-            raise ModelError(f"{folder} holds a '{kind}' model, not a StyleBank one")
-        if raw.get("format") != MODEL_FORMAT:
-            raise ModelError(f"{folder} is StyleBank model format {raw.get('format')}; this brushwork reads "
-                             f"{MODEL_FORMAT}")
-        known = StyleBankConfig.__dataclass_fields__
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-        try:
-            config = StyleBankConfig(**fields)
+            config = StyleBankConfig(**config_fields(raw, StyleBankConfig))
         except (BrushworkError, TypeError, ValueError) as exc:
-            raise ModelError(f"{cfg_path} describes no valid net: {exc}") from exc
+            raise ModelError(f"{Path(folder) / 'config.json'} describes no valid net: {exc}") from exc
         model = cls(config)
-        try:
-            state = load_file(str(weights_path))
-            model.load_state_dict({k: v.float() for k, v in state.items()})
-        except Exception as exc:
-            raise ModelError(f"cannot load StyleBank weights from {weights_path}: corrupt or mismatched") from exc
+        load_weights(model, folder, "StyleBank")
         return model.eval()
 
 
