@@ -80,23 +80,28 @@ class FeedForwardTrainConfig:
     def validate(self) -> None:
         if self.steps < 1 or self.batch < 1:
             raise ConfigError(f"need steps >= 1 and batch >= 1, got {self.steps} and {self.batch}")
-        if self.crop < 64 or self.crop % 4:
-            raise ConfigError(f"crop must be a multiple of 4 and at least 64 px, got {self.crop}")
-        if not self.styles:
-            raise ConfigError("at least one style image is needed")
-        if self.style_size < MIN_STYLE_SIZE:
-            raise ConfigError(f"style size must be at least {MIN_STYLE_SIZE} px, got {self.style_size}")
-        for name in ("lr", "style_weight", "tv_weight", "lr_decay"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
-                raise ConfigError(f"{name.replace('_', '-')} must be a number {'>' if name == 'lr' else '>='} 0, "
-                                  f"got {v}")
-        names = self.names()
-        if len(names) != len(self.styles):
-            raise ConfigError(f"{len(names)} style names given for {len(self.styles)} style images")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ConfigError(f"two styles are named '{dupes[0]}' (names are file stems): rename one file")
+        check_perceptual_settings(self)
+
+
+def check_perceptual_settings(cfg: Any) -> None:
+    """Checks shared by the perceptual-loss trainers (feed-forward and StyleBank configs)."""
+    if cfg.crop < 64 or cfg.crop % 4:
+        raise ConfigError(f"crop must be a multiple of 4 and at least 64 px, got {cfg.crop}")
+    if not cfg.styles:
+        raise ConfigError("at least one style image is needed")
+    if cfg.style_size < MIN_STYLE_SIZE:
+        raise ConfigError(f"style size must be at least {MIN_STYLE_SIZE} px, got {cfg.style_size}")
+    for name in ("lr", "style_weight", "tv_weight", "lr_decay"):
+        v = getattr(cfg, name)
+        if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+            raise ConfigError(f"{name.replace('_', '-')} must be a number {'>' if name == 'lr' else '>='} 0, "
+                              f"got {v}")
+    names = cfg.names()
+    if len(names) != len(cfg.styles):
+        raise ConfigError(f"{len(names)} style names given for {len(cfg.styles)} style images")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"two styles are named '{dupes[0]}' (names are file stems): rename one file")
 
 
 def _load_styles(cfg: FeedForwardTrainConfig, notes: list[str]) -> list[Image.Image]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import platform
 import random
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from brushwork.methods.stylebank import StyleBankConfig, StyleBankNet
 from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
-from brushwork.training.feedforward import CONTENT_LAYER, MIN_STYLE_SIZE, STYLE_LAYERS
+from brushwork.training.feedforward import CONTENT_LAYER, MIN_STYLE_SIZE, STYLE_LAYERS, check_perceptual_settings
 from brushwork.training.loop import LoopConfig, read_log
 
 #: ``brushwork train stylebank --add-style`` default: a bank alone converges far sooner than a whole net.
@@ -86,23 +85,7 @@ class StyleBankTrainConfig:
         if self.steps < 1 or self.batch < 1 or self.style_steps < 1:
             raise ConfigError(f"need steps, batch and style-steps >= 1, got {self.steps}, {self.batch} and "
                               f"{self.style_steps}")
-        if self.crop < 64 or self.crop % 4:
-            raise ConfigError(f"crop must be a multiple of 4 and at least 64 px, got {self.crop}")
-        if not self.styles:
-            raise ConfigError("at least one style image is needed")
-        if self.style_size < MIN_STYLE_SIZE:
-            raise ConfigError(f"style size must be at least {MIN_STYLE_SIZE} px, got {self.style_size}")
-        for name in ("lr", "style_weight", "tv_weight", "lr_decay"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
-                raise ConfigError(f"{name.replace('_', '-')} must be a number {'>' if name == 'lr' else '>='} 0, "
-                                  f"got {v}")
-        names = self.names()
-        if len(names) != len(self.styles):
-            raise ConfigError(f"{len(names)} style names given for {len(self.styles)} style images")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ConfigError(f"two styles are named '{dupes[0]}' (names are file stems): rename one file")
+        check_perceptual_settings(self)
 
 
 def _load_styles(paths: Sequence[str], style_size: int, notes: list[str]) -> list[Image.Image]:
