@@ -165,6 +165,7 @@ class AdaINStylizer:
             raise ConfigError(f"this decoder was trained on '{self.decoder.config.encoder}' VGG19 features; "
                               f"it cannot decode '{weights}' ones")
         self.encoder: VGGEncoder = load_encoder(weights, last_layer=ENCODER_LAYER, device=self.device)
+        self._stats_cache: dict[tuple[Any, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _encode(self, x: torch.Tensor, layers: Sequence[str] = (ENCODER_LAYER,)) -> dict[str, torch.Tensor]:
         with torch.no_grad(), autocast(self.device, self.dtype):
@@ -178,6 +179,16 @@ class AdaINStylizer:
     def style_stats(self, style: ImageInput | StylePreset, photo: torch.Tensor | None, cfg: AdaINConfig,
                     notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """relu4_1 mean/std of a painting (or a preset's stored ones)."""
+        key = (style, cfg.style_size) if isinstance(style, (str, Path)) and cfg.preserve_color != "match" else None
+        if key is not None and key in self._stats_cache:  # video frames and batches reuse one painting
+            return self._stats_cache[key]
+        stats = self._style_stats(style, photo, cfg)
+        if key is not None:
+            self._stats_cache[key] = stats
+        return stats
+
+    def _style_stats(self, style: ImageInput | StylePreset, photo: torch.Tensor | None,
+                     cfg: AdaINConfig) -> tuple[torch.Tensor, torch.Tensor]:
         src = resolve_style(style)
         if isinstance(src, StylePreset):
             if cfg.preserve_color == "match":

@@ -1,0 +1,112 @@
+"""One image in, one stylized image out, with the model loaded once: what batch runs,
+video and servers share.
+
+:class:`ImageStylizer` wraps the one-pass methods (a trained feed-forward model, or AdaIN
+with any painting) behind ``__call__(PIL image) -> PIL image`` so the callers never need
+to know which method, engine or device is underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from brushwork.errors import ConfigError
+
+ENGINES = ("torch", "onnx")
+
+
+@dataclass
+class StylizeOptions:
+    """What to stylize with. ``model`` (a shipped name, a style of a shipped model, or a folder)
+    selects a feed-forward net and ``styles`` then names its styles; without ``model``,
+    ``styles`` are paintings or presets for AdaIN. ``styles`` holds ``(name, weight)`` pairs."""
+
+    model: str | None = None
+    styles: Sequence[tuple[str, float]] = field(default_factory=list)
+    size: int | None = None
+    strength: float = 1.0
+    preserve_color: str | None = None
+    engine: str = "torch"
+    device: str = "cpu"
+    precision: str = "auto"
+    decoder: str | None = None
+    style_size: int = 512
+
+    @property
+    def method(self) -> str:
+        return "feedforward" if self.model is not None else "adain"
+
+    def validate(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine '{self.engine}': choose from {', '.join(ENGINES)}")
+        if self.model is None and not self.styles:
+            raise ConfigError("give a trained --model or at least one painting with -s")
+        if not 0 <= self.strength <= 1:
+            raise ConfigError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.size is not None and self.size < 32:
+            raise ConfigError(f"size must be at least 32 px, got {self.size}")
+
+
+class ImageStylizer:
+    """A loaded model plus fixed options; call it on PIL images."""
+
+    def __init__(self, options: StylizeOptions) -> None:
+        options.validate()
+        self.options = options
+        self.notes: list[str] = []
+        if options.model is not None:
+            from brushwork.registry import resolve_model
+
+            folder, implied = resolve_model(options.model)
+            self.styles: list[tuple[str, float]] | None = list(options.styles) or (
+                [(implied, 1.0)] if implied else None)
+            self.model_path = folder
+            if options.engine == "onnx":
+                from brushwork.export.onnx import OnnxFeedForward
+
+                self._impl: Any = OnnxFeedForward.from_model_dir(folder)
+            else:
+                from brushwork.methods.stylebank import stylizer_for
+
+                self._impl = stylizer_for(folder, device=options.device, precision=options.precision)
+        else:
+            self.styles = list(options.styles)
+            self.model_path = None
+            if options.engine == "onnx":
+                from brushwork.export.onnx import OnnxAdaIN
+
+                self._impl = OnnxAdaIN.from_decoder(options.decoder)
+            else:
+                from brushwork.methods.adain import AdaINStylizer
+
+                self._impl = AdaINStylizer(decoder=options.decoder, device=options.device,
+                                           precision=options.precision)
+
+    @property
+    def method(self) -> str:
+        return self.options.method
+
+    def describe(self) -> dict[str, Any]:
+        """The settings a summary or log should record."""
+        return {**asdict(self.options), "method": self.method,
+                "model_path": str(self.model_path) if self.model_path else None,
+                "styles": [list(s) for s in self.styles] if self.styles else None}
+
+    def __call__(self, image: Image.Image | str) -> Image.Image:
+        return self.stylize(image).image
+
+    def stylize(self, image: Image.Image | str) -> Any:
+        """The method's result object (``.image``, ``.seconds``, ``.size``, ``.notes``)."""
+        o = self.options
+        if o.model is not None:
+            return self._impl.stylize(image, self.styles, size=o.size, strength=o.strength,
+                                      preserve_color=o.preserve_color)
+        names = [s for s, _ in self.styles]
+        weights = [w for _, w in self.styles]
+        return self._impl.stylize(image, names, weights, size=o.size, strength=o.strength,
+                                  preserve_color=o.preserve_color, style_size=o.style_size,
+                                  precision=o.precision)
