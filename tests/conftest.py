@@ -48,7 +48,7 @@ def rgb_image_file(tmp_path: Path, rgb_array: np.ndarray) -> Path:
 
 
 #: Test folders whose modules run real-weight passes: see _torch_threads.
-_THREAD_LIMITED = {"cli", "integration", "training"}
+_THREAD_LIMITED = {"cli", "integration", "training", "video", "batch", "export"}
 
 
 @pytest.fixture(scope="module", autouse=True)
