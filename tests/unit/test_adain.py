@@ -110,7 +110,8 @@ def test_interpolation_is_weighted_mean_of_adain_outputs(stylizer, captured) -> 
     stylizer.stylize(photo, [s1], strength=1.0)
     stylizer.stylize(photo, [s2], strength=1.0)
     stylizer.stylize(photo, [s1, s2], weights=[0.25, 0.75], strength=1.0)
-    assert torch.allclose(captured[2], 0.25 * captured[0] + 0.75 * captured[1], atol=1e-4)
+    # features run to ~2000: float32 rounding of the (equivalent) blended-statistics form is ~1e-3
+    assert torch.allclose(captured[2], 0.25 * captured[0] + 0.75 * captured[1], rtol=1e-5, atol=1e-2)
 
 
 def test_masks_place_styles_by_region(stylizer, captured) -> None:

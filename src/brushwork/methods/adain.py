@@ -171,6 +171,16 @@ class AdaINStylizer:
         with torch.no_grad(), autocast(self.device, self.dtype):
             return self.encoder(x.contiguous(memory_format=torch.channels_last), tuple(layers))
 
+    def render(self, photo: torch.Tensor, style_std: torch.Tensor, style_mean: torch.Tensor,
+               strength: torch.Tensor) -> torch.Tensor:
+        """The whole pass for a padded photo: encode, AdaIN to the statistic maps (broadcast
+        ``(1, C|1, h|1, w|1)`` at relu4_1 size), mix with the photo's features by ``strength``
+        (a scalar or a map), decode. Engines (onnxruntime) replace exactly this."""
+        f_c = self._encode(photo)[ENCODER_LAYER].float()
+        c_mean, c_std = mean_std(f_c)
+        target = (f_c - c_mean) / c_std * style_std + style_mean
+        return self.decode(strength * target + (1 - strength) * f_c)
+
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), autocast(self.device, self.dtype):
             out = self.decoder(features.to(memory_format=torch.channels_last))
@@ -233,28 +243,47 @@ class AdaINStylizer:
         # reflection-pad to a multiple of 8 so the decoder's output lines up with the photo
         ph, pw = (-h) % 8, (-w) % 8
         padded = F.pad(photo, (0, pw, 0, ph), mode="reflect") if (ph or pw) else photo
-        f_c = self._encode(padded)[ENCODER_LAYER].float()
-        hw = f_c.shape[-2:]
+        hw = ((h + ph) // 8, (w + pw) // 8)  # relu4_1 is 1/8 size: three 2x2 poolings
         # Unmasked styles interpolate (weighted mean of their AdaIN outputs, as in the paper);
         # each masked style fills its region; what no mask covers gets the unmasked blend
-        # (or keeps the photo's features when every style has a mask).
-        blend, blend_w = torch.zeros_like(f_c), 0.0
-        placed, coverage = torch.zeros_like(f_c), torch.zeros_like(f_c[:, :1])
+        # (or keeps the photo's features when every style has a mask). AdaIN is affine in the
+        # style's (mean, std), so all of that is one AdaIN with per-position statistic maps
+        # S, M and a per-position strength a: the form an exported graph takes as inputs.
+        dev = self.device
+        blend_s, blend_m, blend_w = torch.zeros(1, 1, 1, 1, device=dev), torch.zeros(1, 1, 1, 1, device=dev), 0.0
+        placed_s = placed_m = torch.zeros(1, 1, *hw, device=dev)
+        coverage = torch.zeros(1, 1, *hw, device=dev)
         for style, wgt, m in zip(styles, weights, masks):
-            t = adain(f_c, *self.style_stats(style, photo, cfg, notes))
+            mean, std = self.style_stats(style, photo, cfg, notes)
             if m is None:
-                blend, blend_w = blend + t * wgt, blend_w + wgt
+                blend_s, blend_m, blend_w = blend_s + std * wgt, blend_m + mean * wgt, blend_w + wgt
                 continue
             mask, resized = load_mask(m, (w, h), what="mask")
             if resized:
                 notes.append(f"mask resized to {w}x{h} to match")
-            mask = F.pad(mask.to(self.device), (0, pw, 0, ph), mode="replicate")
+            mask = F.pad(mask.to(dev), (0, pw, 0, ph), mode="replicate")
             mask = F.interpolate(mask, size=hw, mode="bilinear", align_corners=False)
-            placed, coverage = placed + t * mask, coverage + mask
-        rest = blend / blend_w if blend_w > 0 else f_c
-        target = placed / coverage.clamp_min(1.0) + rest * (1 - coverage.clamp(0, 1))
-        target = cfg.strength * target + (1 - cfg.strength) * f_c
-        out = self.decode(target)[..., :h, :w]
+            placed_s, placed_m, coverage = placed_s + std * mask, placed_m + mean * mask, coverage + mask
+        if not any(m is not None for m in masks):  # no maps needed: (1, C, 1, 1) statistics
+            s_map, m_map = blend_s / blend_w, blend_m / blend_w
+            return self._finish(photo, padded, s_map, m_map, torch.full((1, 1, 1, 1), cfg.strength, device=dev),
+                                cfg, notes, t0)
+        c = coverage.clamp(0, 1)
+        placed_s, placed_m = placed_s / coverage.clamp_min(1.0), placed_m / coverage.clamp_min(1.0)
+        if blend_w > 0:
+            s_map = placed_s + blend_s / blend_w * (1 - c)
+            m_map = placed_m + blend_m / blend_w * (1 - c)
+            a = torch.full((1, 1, 1, 1), cfg.strength, device=dev)
+        else:  # uncovered positions keep the photo: fold the coverage into the strength
+            s_map, m_map = placed_s / c.clamp_min(1e-6), placed_m / c.clamp_min(1e-6)
+            a = cfg.strength * c
+        return self._finish(photo, padded, s_map, m_map, a, cfg, notes, t0)
+
+    def _finish(self, photo: torch.Tensor, padded: torch.Tensor, s_map: torch.Tensor, m_map: torch.Tensor,
+                a: torch.Tensor, cfg: AdaINConfig, notes: list[str], t0: float) -> AdaINResult:
+        """Render, crop the padding, then the pixel-space controls (colour, keep-the-photo mask)."""
+        h, w = photo.shape[-2:]
+        out = self.render(padded, s_map, m_map, a)[..., :h, :w]
         if cfg.preserve_color == "luminance":
             out = combine_luminance(out, photo)
         if cfg.mask is not None:
