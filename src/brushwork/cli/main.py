@@ -61,16 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
                          "with --model, the model's style names")
     st.add_argument("-o", "--output", required=True, metavar="OUT",
                     help="output image (.png/.jpg), or a folder when several photos are given")
-    st.add_argument("--method", default=None, choices=["optimize", "adain", "feedforward"],
-                    help="feedforward: a trained --model; optimize: Gatys, best quality, minutes; "
-                         "adain: any painting in one pass, seconds "
-                         "(default: adain when its decoder is installed)")
+    st.add_argument("--method", default=None, choices=["optimize", "adain", "feedforward", "cin"],
+                    help="feedforward: a trained --model; cin: the shipped many-style model (-s its styles, "
+                         "blendable); optimize: Gatys, best quality, minutes; adain: any painting in one pass, "
+                         "seconds (default: adain when its decoder is installed)")
     st.add_argument("--size", type=_positive_int, default=None,
                     help="longest side of the output in px (default 512 for optimize; the photo's own, "
                          f"at most {ADAIN_DEFAULT_MAX} px, for adain)")
     st.add_argument("--decoder", metavar="DIR", help="adain: a trained decoder folder (default: the shipped one)")
-    st.add_argument("--model", metavar="DIR",
-                    help="a trained feed-forward model folder (brushwork train johnson|cin|stylebank): one pass")
+    st.add_argument("--model", metavar="NAME",
+                    help="a fast feed-forward model: a shipped model or style name (see `brushwork models`), a "
+                         "trained folder (brushwork train johnson|cin|stylebank), or an exported .onnx file")
+    st.add_argument("--engine", default="torch", choices=["torch", "onnx"],
+                    help="run adain or --model on PyTorch or on onnxruntime (exported and cached on first use)")
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
     st.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps over all scales (default 300)")
     st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")
@@ -122,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-q", "--quiet", action="store_true")
 
     sub.add_parser("styles", help="list the built-in and saved style presets")
+    models = sub.add_parser("models", help="list the trained models shipped with brushwork")
+    models.add_argument("--json", action="store_true")
 
     preset = sub.add_parser("preset", help="save a painting's statistics as a named style")
     psub = preset.add_subparsers(dest="preset_command", metavar="ACTION", parser_class=_Parser, required=True)
@@ -132,7 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     from brushwork.cli import train
 
     train.add_parser(sub, _Parser)
+    from brushwork.cli import batch
+
+    batch.add_parser(sub, _Parser)
+    from brushwork.cli import export
+
+    export.add_parser(sub, _Parser)
+    from brushwork.cli import video
+
+    video.add_parser(sub, _Parser)
     return parser
+
+
+def _parse_model_styles(items: list[str]) -> list[tuple[str, float]]:
+    """Style names of a trained model: '-s a:0.5 -s b:0.5' or '-s a:0.5,b:0.5' (names hold no commas)."""
+    return [_parse_style(part.strip()) for item in items for part in item.split(",") if part.strip()]
 
 
 def _parse_style(text: str) -> tuple[str, float]:
@@ -217,6 +236,15 @@ def _optimize_only_flags(args: argparse.Namespace) -> list[str]:
 def _cmd_stylize(args: argparse.Namespace) -> int:
     from brushwork.errors import ConfigError
 
+    if args.method == "cin":  # the shipped many-style net, unless --model names another
+        if not args.model:
+            from brushwork.registry import shipped_models
+
+            cin = [m.name for m in shipped_models() if m.kind == "cin"]
+            if not cin:
+                raise ConfigError("no cin model is installed: train one (brushwork train cin) and pass --model DIR")
+            args.model = cin[0]
+        args.method = "feedforward"
     if args.model and args.method in (None, "feedforward"):
         return _stylize_feedforward(args)
     if args.model or args.method == "feedforward":
@@ -262,7 +290,7 @@ def _check_output_name(out: Path) -> None:
 def _stylize_feedforward(args: argparse.Namespace) -> int:
     from brushwork.errors import ConfigError
     from brushwork.image.io import save_image
-    from brushwork.methods.stylebank import stylizer_for
+    from brushwork.pipeline import feedforward_stylizer
 
     args.method = "feedforward"
     unsupported = _optimize_only_flags(args) + [f for f, used in (
@@ -270,11 +298,15 @@ def _stylize_feedforward(args: argparse.Namespace) -> int:
         ("--style-size", args.style_size is not None)) if used]
     if unsupported:
         raise ConfigError(f"{', '.join(unsupported)}: not an option of a feed-forward --model")
-    styles = [_parse_style(s) for s in args.style]
-    outputs = _output_paths(args.photos, args.output, styles or [(Path(args.model).name, 1.0)])
+    styles = _parse_model_styles(args.style)
+    # johnson, cin or stylebank; torch or onnxruntime; a style name implies its model
+    model, implied, _ = feedforward_stylizer(args.model, engine=args.engine, device=args.device,
+                                             precision=args.precision)
+    if not styles and implied:
+        styles = [(implied, 1.0)]
+    outputs = _output_paths(args.photos, args.output, styles or [(Path(args.model).stem, 1.0)])
     for out in outputs:
         _check_output_name(out)
-    model = stylizer_for(args.model, device=args.device, precision=args.precision)  # johnson, cin or stylebank
     for photo, out in zip(args.photos, outputs):
         result = model.stylize(photo, styles or None, size=args.size, upscale=args.upscale,
                                strength=1.0 if args.strength is None else args.strength,
@@ -287,7 +319,8 @@ def _stylize_feedforward(args: argparse.Namespace) -> int:
 def _stylize_adain(args: argparse.Namespace) -> int:
     from brushwork.errors import ConfigError
     from brushwork.image.io import load_image, save_image
-    from brushwork.methods.adain import AdaINConfig, AdaINStylizer
+    from brushwork.methods.adain import AdaINConfig
+    from brushwork.pipeline import adain_stylizer
 
     unsupported = _optimize_only_flags(args)
     if unsupported:
@@ -303,7 +336,8 @@ def _stylize_adain(args: argparse.Namespace) -> int:
                          preserve_color=args.preserve_color, mask=args.mask, precision=args.precision,
                          upscale=args.upscale, style_size=args.style_size or 512)
     config.validate()
-    model = AdaINStylizer(decoder=args.decoder, device=args.device, precision=args.precision, weights=args.weights)
+    model = adain_stylizer(args.decoder, engine=args.engine, device=args.device, precision=args.precision,
+                           weights=args.weights)
     for photo, out in zip(args.photos, outputs):
         cfg = config
         if args.size is None:  # the photo's own size, capped so a phone photo does not exhaust memory
@@ -426,14 +460,50 @@ def _cmd_preset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from brushwork.registry import shipped_models
+
+    rows = shipped_models()
+    if args.json:
+        print(json.dumps([{"name": m.name, "kind": m.kind, "styles": list(m.styles), "steps": m.steps,
+                           "megabytes": round(m.bytes / 1e6, 2), "path": str(m.path)} for m in rows], indent=2))
+        return 0
+    for m in rows:
+        use = (f"--model {m.styles[0]} or --method cin -s {m.styles[0]}:0.5,{m.styles[-1]}:0.5" if m.kind == "cin"
+               else "-s ANY_PAINTING" if m.kind == "adain" else f"--model {m.name}")
+        print(f"{m.name:<10} {m.kind:<9} {m.bytes / 1e6:4.1f} MB  {m.steps or '?'} steps   use: {use}")
+        if m.styles:
+            print(f"{'':<10} styles: {', '.join(m.styles)}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from brushwork.cli import export
+
+    return export.run(args)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from brushwork.cli import train
 
     return train.run(args)
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from brushwork.cli import batch
+
+    return batch.run(args)
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    from brushwork.cli import video
+
+    return video.run(args)
+
+
 _COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, "preset": _cmd_preset,
-             "train": _cmd_train}
+             "train": _cmd_train, "models": _cmd_models, "export": _cmd_export, "video": _cmd_video,
+             "batch": _cmd_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Deployment: ONNX export, onnxruntime stylizers and INT8 quantization."""

@@ -1,0 +1,130 @@
+"""ONNX export: every family matches PyTorch on onnxruntime, INT8 stays close, the CLI wires it up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork.cli.main import main
+from brushwork.errors import ModelError
+from brushwork.export.onnx import (
+    OnnxAdaIN,
+    OnnxFeedForward,
+    export_adain,
+    export_feedforward,
+    read_meta,
+)
+from brushwork.export.quantize import quantize
+from brushwork.methods.adain import AdaINDecoder, AdaINStylizer, DecoderConfig
+from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+from brushwork.methods.stylebank import StyleBankConfig, StyleBankNet, stylizer_for
+
+
+def _diff(a: Image.Image, b: Image.Image) -> np.ndarray:
+    return np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32))
+
+
+@pytest.fixture(scope="module")
+def photo(data_dir: Path) -> Image.Image:
+    return Image.open(data_dir / "content" / "tubingen.jpg").convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random nets of each feed-forward kind: parity is about the graph, not the picture."""
+    root = tmp_path_factory.mktemp("ff")
+    torch.manual_seed(0)
+    TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1)).save_pretrained(root / "johnson")
+    TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2,
+                                     style_names=("waves", "stars"))).save_pretrained(root / "cin")
+    StyleBankNet(StyleBankConfig(widths=(4, 8, 8), style_names=("waves", "stars"))).save_pretrained(root / "bank")
+    return {k: root / k for k in ("johnson", "cin", "bank")}
+
+
+@pytest.mark.parametrize("kind", ["johnson", "cin", "bank"])
+def test_feedforward_export_matches_torch(kind, models, photo, tmp_path) -> None:
+    out = export_feedforward(models[kind], tmp_path / f"{kind}.onnx")
+    meta = read_meta(out)
+    names = list(stylizer_for(models[kind]).style_names)
+    assert meta["style_names"] == names and meta["pad_multiple"] == 4
+    styles = [(names[0], 0.3), (names[-1], 0.7)]
+    onnx_model = OnnxFeedForward(out)
+    torch_model = stylizer_for(models[kind], precision="fp32")
+    for size in (131, 97):  # odd sizes: dynamic height/width and the padding path
+        a = torch_model.stylize(photo, styles, size=size).image
+        b = onnx_model.stylize(photo, styles, size=size).image
+        assert a.size == b.size
+        assert _diff(a, b).max() <= 1.0  # at most one 8-bit level of rounding
+
+
+def test_adain_export_matches_torch_with_blends_and_masks(photo, tmp_path) -> None:
+    torch.manual_seed(0)
+    dec = tmp_path / "dec"
+    AdaINDecoder(DecoderConfig(widths=(8, 8, 8, 8), convs_per_stage=(1, 1, 1, 1))).save_pretrained(dec)
+    main_file, enc_file = export_adain(tmp_path / "adain.onnx", decoder=dec)
+    assert enc_file.name == "adain.encoder.onnx" and read_meta(main_file)["kind"] == "adain"
+    ref, ort = AdaINStylizer(decoder=dec, precision="fp32"), OnnxAdaIN(main_file)
+    left = Image.new("L", (120, 90), 0)
+    left.paste(255, (0, 0, 60, 90))
+    for kwargs in ({"strength": 0.7}, {"weights": [0.3, 0.7]}, {"masks": [left, None]}):
+        a = ref.stylize(photo, ["starry_night", "the_scream"][: 1 if "strength" in kwargs else 2], size=120,
+                        **kwargs).image
+        b = ort.stylize(photo, ["starry_night", "the_scream"][: 1 if "strength" in kwargs else 2], size=120,
+                        **kwargs).image
+        assert _diff(a, b).max() <= 2.0, kwargs
+
+
+def test_static_int8_is_close_and_smaller(models, data_dir, photo, tmp_path) -> None:
+    src = export_feedforward(models["cin"], tmp_path / "cin.onnx")
+    photos = sorted((data_dir / "content").glob("*.jpg"))[:3]
+    dst = quantize(src, tmp_path / "cin_int8.onnx", mode="static", photos=photos, size=96)
+    assert read_meta(dst)["style_names"] == ["waves", "stars"]  # the stylizer can still name styles
+    assert dst.stat().st_size < src.stat().st_size
+    a = OnnxFeedForward(src).stylize(photo, "stars", size=96).image
+    b = OnnxFeedForward(dst).stylize(photo, "stars", size=96).image
+    assert 0 < _diff(a, b).mean() < 12  # quantized (not a copy), yet within a few 8-bit levels on average
+    dyn = quantize(src, tmp_path / "cin_dyn.onnx", mode="dynamic")
+    assert _diff(a, OnnxFeedForward(dyn).stylize(photo, "stars", size=96).image).mean() < 12
+
+
+def test_not_an_export_is_one_line(tmp_path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load ONNX model"):
+        OnnxFeedForward(bad)
+
+
+def test_cli_export_quantize_and_run(models, data_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "cin.onnx"
+    assert main(["export", "onnx", "--model", str(models["cin"]), "-o", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == [str(out)]
+    q = tmp_path / "cin_int8.onnx"
+    assert main(["export", "quantize", str(out), "-o", str(q), "--calibrate", str(data_dir / "content"),
+                 "--max-photos", "2", "--size", "64"]) == 0
+    png = tmp_path / "o.png"
+    assert main(["stylize", str(data_dir / "content" / "tubingen.jpg"), "--model", str(q), "-s", "waves:0.5,stars:0.5",
+                 "-o", str(png), "--size", "64"]) == 0
+    assert Image.open(png).size == (64, 48)
+    capsys.readouterr()
+    assert main(["export", "quantize", str(out), "-o", str(tmp_path / "x.onnx")]) == 2  # static needs photos
+    assert main(["export", "onnx", "--model", str(models["cin"]), "-o", str(tmp_path / "x.pt")]) == 2
+    assert main(["export", "onnx", "--model", "starry_nite", "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("brushwork: error:") for line in err)
+
+
+def test_engine_onnx_matches_torch_for_a_model_folder(models, data_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "home"))  # the export cache
+    photo_path = str(data_dir / "content" / "tubingen.jpg")
+    outs = {}
+    for engine in ("torch", "onnx"):
+        outs[engine] = tmp_path / f"{engine}.png"
+        assert main(["stylize", photo_path, "--model", str(models["cin"]), "-s", "stars", "--engine", engine,
+                     "--precision", "fp32", "-o", str(outs[engine]), "--size", "80"]) == 0
+    assert _diff(Image.open(outs["torch"]), Image.open(outs["onnx"])).max() <= 1.0
+    assert list((tmp_path / "home" / "onnx").glob("ff-*.onnx"))  # exported once, cached for the next run
