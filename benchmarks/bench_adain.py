@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import table
+
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = [  # paintings held out of the shipped decoder's training (see its training.json)
     ("content/brad_pitt.jpg", "style/the_scream.jpg"),
@@ -156,15 +158,6 @@ def quality(data: Path, gatys_steps: int, sheet: Path | None, decoder: str | Non
                 x += t.width + 6
         img.save(sheet, quality=90)
     return rows
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

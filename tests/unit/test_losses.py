@@ -290,3 +290,17 @@ def test_module_loss_backpropagates_to_input() -> None:
     loss = GramStyleLoss(feats(47))(f) + ContentLoss(feats(48))(f) + MeanStdStyleLoss(feats(49))(f) + TVLoss()(f)
     loss.backward()
     assert f.grad is not None and torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0
+
+
+def test_bf16_gram_matches_float32_and_keeps_grad_dtype() -> None:
+    torch.manual_seed(0)
+    f = (torch.rand(1, 16, 12, 10) * 50).to(torch.bfloat16).requires_grad_()
+    g = gram_matrix(f)
+    ref = gram_matrix(f.detach().float())
+    assert g.dtype == torch.float32  # losses are taken in float32 whatever the features' precision
+    assert ((g - ref).norm() / ref.norm()) < 5e-3
+    g.sum().backward()
+    assert f.grad is not None and f.grad.dtype == torch.bfloat16
+    f32 = f.detach().float().requires_grad_()
+    gram_matrix(f32).sum().backward()
+    assert ((f.grad.float() - f32.grad).norm() / f32.grad.norm()) < 1e-2
