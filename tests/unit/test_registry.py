@@ -60,3 +60,10 @@ def test_cli_models_lists_shipped(shipped, capsys) -> None:
     assert "paintings" in out and "waves, stars" in out
     assert main(["models", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["styles"] == ["waves", "stars"]
+
+
+def test_demo_with_a_shipped_style(shipped, tmp_path, capsys) -> None:
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--model", "waves", "-o", str(out), "--size", "64"]) == 0
+    assert out.is_file() and "'waves' (feedforward)" in capsys.readouterr().out
+    assert main(["demo", "--model", "waves", "--method", "adain", "-o", str(out)]) == 2

@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a real stylization of a bundled photo, no files needed")
     demo.add_argument("-o", "--output", default="brushwork_demo.png")
     demo.add_argument("-s", "--style", default="starry_night", help="preset name (see `brushwork styles`)")
+    demo.add_argument("--model", default=None, metavar="NAME",
+                      help="a shipped fast model or one of its styles (see `brushwork models`), e.g. starry_night")
     demo.add_argument("--method", default=None, choices=["optimize", "adain"],
                       help="default: adain when its decoder is installed (seconds), else optimize (a minute)")
     demo.add_argument("--size", type=_positive_int, default=None, help="default 512 (adain), 384 (optimize)")
@@ -422,8 +424,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from brushwork.methods.optimize import optimize
 
     photo = demo_photo()
-    method = args.method or _default_method()
-    if method == "adain":
+    method = args.method or ("feedforward" if args.model else _default_method())
+    if args.model:
+        from brushwork.errors import ConfigError
+        from brushwork.pipeline import feedforward_stylizer
+
+        if method != "feedforward":
+            raise ConfigError("--model runs a fast feed-forward model: leave out --method")
+        model, implied, _ = feedforward_stylizer(args.model, device=args.device)
+        result = model.stylize(photo, implied, size=args.size or 512)
+        args.style = next(iter(result.styles))
+    elif method == "adain":
         from brushwork.methods.adain import stylize_adain
 
         result = stylize_adain(photo, [args.style], size=args.size or 512, device=args.device)
