@@ -10,7 +10,15 @@ from PIL import Image
 
 cv2 = pytest.importorskip("cv2")
 
-from brushwork.video import FlowEstimator, blend, consistency_mask, to_gray, warp, warp_error  # noqa: E402
+from brushwork.video import (  # noqa: E402
+    FlowEstimator,
+    blend,
+    consistency_mask,
+    restore_detail,
+    to_gray,
+    warp,
+    warp_error,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +50,16 @@ def test_flow_of_a_known_subpixel_shift_and_its_warp(photo):
     unwarped = np.abs(photo.astype(float) - cur)[inner].mean()
     assert err < 1.5 and err < unwarped / 10
     assert warp_error(photo, cur, flow, mask) < unwarped / 5
+
+
+def test_flow_computed_on_smaller_frames_is_scaled_back(photo):
+    cur = shifted(photo, 4, 2)
+    flow, mask = FlowEstimator(max_side=80).backward(to_gray(photo), to_gray(cur))  # computed at 80x60
+    assert flow.shape == (120, 160, 2) and mask.shape == (120, 160)
+    reliable = mask > 0.5
+    assert np.median(flow[..., 0][reliable]) == pytest.approx(-4, abs=0.25)
+    assert np.median(flow[..., 1][reliable]) == pytest.approx(-2, abs=0.25)
+    assert warp_error(photo, cur, flow, mask) < np.abs(photo.astype(float) - cur).mean() / 3
 
 
 def test_mask_drops_pixels_from_outside_the_previous_frame(photo):
@@ -88,3 +106,21 @@ def test_blend_follows_the_formula():
     assert np.array_equal(out[:, :5], styled[:, :5])  # unreliable: the fresh frame alone
     expected = 0.75 * prev[:, 5:].astype(float) + 0.25 * styled[:, 5:]
     assert np.abs(out[:, 5:] - expected).max() <= 0.5 + 1e-6
+
+
+def test_restore_detail_brings_back_the_contrast_a_blend_averages_away():
+    def local_contrast(img: np.ndarray) -> float:
+        f = img.astype(np.float32)
+        return float(np.abs(f - cv2.GaussianBlur(f, (0, 0), 2.0)).mean())
+
+    def strokes(seed: int) -> np.ndarray:  # painterly texture: blurred noise around mid-grey
+        noise = np.random.default_rng(seed).normal(0, 60, (96, 128, 3)).astype(np.float32)
+        return np.clip(128 + cv2.GaussianBlur(noise, (0, 0), 1.0) * 2, 0, 255).astype(np.uint8)
+
+    a, b = strokes(0), strokes(1)  # the same kind of texture, not lined up
+    mixed = blend(a, b, np.ones(a.shape[:2], np.float32), 0.5)
+    assert local_contrast(mixed) < 0.8 * local_contrast(a)
+    restored = restore_detail(mixed, a)
+    assert local_contrast(restored) == pytest.approx(local_contrast(a), rel=0.15)
+    assert np.abs(restored.astype(float) - mixed).mean() < 15  # the blend's picture, only crisper
+    assert np.abs(restore_detail(a, a).astype(float) - a).max() <= 1  # nothing blended: nothing changes

@@ -56,6 +56,9 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                         f"where the flow is reliable, 0..1 (default {DEFAULT_TEMPORAL_WEIGHT}); higher = steadier, "
                         "lower = crisper")
     v.add_argument("--no-temporal", action="store_true", help="stylize each frame on its own (flickers)")
+    v.add_argument("--soft-blend", action="store_true",
+                   help="skip restoring the local contrast the temporal blend averages away (softer strokes, "
+                        "slightly steadier)")
     v.add_argument("--max-frames", type=_count, default=None, metavar="N", help="stop after N frames (a preview)")
     v.add_argument("--crf", type=int, default=18, help="encoder quality, lower = better (default 18)")
     v.add_argument("--restart", action="store_true",
@@ -101,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give a trained --model or a painting/preset with -s (see `brushwork styles`)")
     if args.model and args.decoder:
         raise ConfigError("--decoder is for AdaIN (-s without --model)")
-    if args.no_temporal and args.temporal_weight != DEFAULT_TEMPORAL_WEIGHT:
-        raise ConfigError("--temporal-weight and --no-temporal contradict each other")
+    if args.no_temporal and (args.temporal_weight != DEFAULT_TEMPORAL_WEIGHT or args.soft_blend):
+        raise ConfigError("--temporal-weight/--soft-blend and --no-temporal contradict each other")
     if not 0 <= args.temporal_weight <= 1:
         raise ConfigError(f"--temporal-weight must be between 0 and 1, got {args.temporal_weight}")
     info = probe_video(args.input)  # bad input and output fail before the model loads
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     bars = _Bars(args.quiet or args.json)
     try:
         result = stylize_video(args.input, args.output, stylizer, size=size, temporal=not args.no_temporal,
-                               temporal_weight=args.temporal_weight, max_frames=args.max_frames, progress=bars,
+                               temporal_weight=args.temporal_weight, restore=not args.soft_blend,
+                               max_frames=args.max_frames, progress=bars,
                                restart=args.restart, crf=args.crf)
     except KeyboardInterrupt:
         bars.close()
@@ -130,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
         bars.close()
     for note in result.notes:
         print(f"brushwork: note: {note}", file=sys.stderr)
-    consistency = (f"optical-flow blend, weight {result.temporal_weight:g}" if result.temporal
-                   else "frame by frame")
+    consistency = (f"optical-flow blend, weight {result.temporal_weight:g}"
+                   + ("" if args.soft_blend else ", detail restored") if result.temporal else "frame by frame")
     w, h = frame_size(info, size)
     if args.json:
         print(json.dumps({

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -247,10 +247,49 @@ def check_output(output: Path) -> None:
         raise VideoError(f"cannot write {output}: folder {output.parent} is not writable")
 
 
-def encode_video(frames: Iterable[tuple[int, np.ndarray]], output: str | Path, info: VideoInfo,
-                 size: tuple[int, int], *, end_pts: int | None = None, audio: bool = True, crf: int = 18) -> str:
-    """Encode RGB frames ``(pts, HxWx3 uint8)`` into ``output`` with the input's audio; returns what
-    happened to the audio: ``"copied"``, ``"re-encoded (CODEC)"`` or ``"none"``.
+def encode_segment(frames: Iterable[tuple[int, np.ndarray]], path: str | Path, info: VideoInfo,
+                   size: tuple[int, int], *, crf: int = 18, codec_for: str | None = None) -> int:
+    """Encode RGB frames ``(pts, HxWx3 uint8)``, video only, into ``path``, with the codec an output
+    named ``*codec_for`` (an extension, default ``path``'s own) gets; written under a temporary name
+    and renamed, so ``path`` is whole or absent. Returns the first frame's pts: the segment itself
+    starts at 0 (an MP4 stores a later start in milliseconds, which would shift it a little) and
+    :func:`join_segments` adds it back.
+
+    A long run is encoded a segment at a time as it goes (a few seconds each), so its work folder
+    never holds more than one segment of lossless frames; :func:`join_segments` makes the video.
+    """
+    av = _av()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        with av.open(str(tmp), mode="w") as out:
+            stream = _video_stream(out, (codec_for or path.suffix).lower(), size, info, crf)
+            start: int | None = None
+            for pts, rgb in frames:
+                start = pts if start is None else start
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                frame.pts, frame.time_base = pts - start, info.time_base
+                for p in stream.encode(frame):
+                    out.mux(p)
+            for p in stream.encode(None):
+                out.mux(p)
+        os.replace(tmp, path)
+    except av.FFmpegError as exc:
+        raise VideoError(f"cannot write {path}: {_reason(exc)}") from exc
+    except OSError as exc:
+        raise VideoError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    if start is None:
+        raise VideoError(f"no frames to write to {path}")
+    return start
+
+
+def join_segments(segments: Sequence[tuple[str | Path, int]], output: str | Path, info: VideoInfo, *,
+                  end_pts: int | None = None, audio: bool = True) -> str:
+    """Remux the video packets of ``segments`` (``(file, start pts)`` from :func:`encode_segment`, in
+    order, no re-encoding) and the input's audio into ``output``; returns what happened to the audio:
+    ``"copied"``, ``"re-encoded (CODEC)"`` or ``"none"``.
 
     Audio packets are interleaved with the video by time and, when ``end_pts`` (input time base)
     is given, those starting after it are dropped (a ``--max-frames`` preview gets matching sound).
@@ -259,7 +298,8 @@ def encode_video(frames: Iterable[tuple[int, np.ndarray]], output: str | Path, i
     """
     av = _av()
     output = Path(output)
-    suffix = output.suffix.lower()
+    if not segments:
+        raise VideoError(f"no frames to write to {output}")
     check_output(output)
     tmp = output.with_name(f".{output.stem}.partial{output.suffix}")
     src = _open_input(info.path) if audio and info.audio_codecs else None
@@ -270,7 +310,10 @@ def encode_video(frames: Iterable[tuple[int, np.ndarray]], output: str | Path, i
         except (av.FFmpegError, OSError) as exc:
             raise VideoError(f"cannot write {output}: {_reason(exc)}") from exc
         with out:
-            vstream = _video_stream(out, suffix, size, info, crf)
+            with av.open(str(segments[0][0])) as first:
+                vstream = out.add_stream_from_template(first.streams.video[0])
+            vstream.codec_context.framerate = info.fps  # the template only knows its time base (Matroska's
+            vstream.time_base = info.time_base  # default duration would read 1/time base as the fps)
             audio_map: dict[int, tuple[Any, bool]] = {}
             if src is not None:
                 for s in src.streams.audio:
@@ -278,18 +321,23 @@ def encode_video(frames: Iterable[tuple[int, np.ndarray]], output: str | Path, i
                         audio_map[s.index] = (out.add_stream_from_template(s), True)
                     else:
                         codec = "aac" if "aac" in out.supported_codecs else out.default_audio_codec
-                        a = out.add_stream(codec, rate=s.codec_context.sample_rate or 48000)
+                        rate = s.codec_context.sample_rate or 48000
+                        rates = av.Codec(codec, "w").audio_rates
+                        if rates and rate not in rates:  # e.g. Opus: 48 kHz and a few lower rates only
+                            rate = min(rates, key=lambda r: (r < rate, abs(r - rate)))
+                        a = out.add_stream(codec, rate=rate)
+                        a.layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
                         audio_map[s.index] = (a, False)
                         what = f"re-encoded ({codec})"
                 if what == "none":
                     what = "copied"
+            out.start_encoding()  # the muxer settles its time bases here (Matroska: ms), before any packet
             end_time = float(end_pts * info.time_base) if end_pts is not None else None
             audio_packets = src.demux(*[src.streams[i] for i in audio_map]) if audio_map else iter(())
             pending: list[Any] = []  # audio packets read ahead of the video
 
             def mux_audio_until(t: float | None) -> None:
                 """Write the audio packets that start before ``t`` (None: all that are left)."""
-                nonlocal audio_packets
                 while True:
                     if not pending:
                         pkt = next(audio_packets, None)
@@ -305,17 +353,29 @@ def encode_video(frames: Iterable[tuple[int, np.ndarray]], output: str | Path, i
                         continue
                     _mux_audio_packet(out, pkt, audio_map)
 
-            def mux_video(packets: Iterable[Any]) -> None:
-                for p in packets:
-                    when = p.dts if p.dts is not None else p.pts
-                    mux_audio_until(float(when * p.time_base) if when is not None and p.time_base else None)
-                    out.mux(p)
-
-            for pts, rgb in frames:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                frame.pts, frame.time_base = pts, info.time_base
-                mux_video(vstream.encode(frame))
-            mux_video(vstream.encode(None))
+            # Each segment starts with its encoder's reorder delay (DTS before PTS for B-frames); a short
+            # last segment may have less. Give every segment the largest delay, so DTS neither jump
+            # (the muxer would stretch a frame's duration) nor collide where two segments meet.
+            delays = [_reorder_delay(seg) for seg, _ in segments]
+            delay = max(delays)
+            last_dts: Fraction | None = None
+            for (seg, start), own_delay in zip(segments, delays):
+                with av.open(str(seg)) as c:
+                    for p in c.demux(c.streams.video[0]):
+                        if p.dts is None and p.pts is None:
+                            continue  # the demuxer's end-of-stream flush packet
+                        tb = p.time_base
+                        shift = round(start * info.time_base / tb)
+                        p.pts = None if p.pts is None else p.pts + shift
+                        if p.dts is not None:
+                            p.dts += shift - round((delay - own_delay) / tb)
+                            if last_dts is not None and p.dts * tb <= last_dts:  # segments meet: keep DTS rising
+                                p.dts = min(int(last_dts / tb) + 1, p.pts if p.pts is not None else p.dts + 1)
+                            last_dts = p.dts * tb
+                        when = p.dts if p.dts is not None else p.pts
+                        mux_audio_until(float(when * tb))
+                        p.stream = vstream
+                        out.mux(p)
             mux_audio_until(None)
             for stream, copied in audio_map.values():
                 if not copied:
@@ -331,6 +391,30 @@ def encode_video(frames: Iterable[tuple[int, np.ndarray]], output: str | Path, i
             src.close()
         tmp.unlink(missing_ok=True)
     return what
+
+
+def _reorder_delay(segment: str | Path) -> Fraction:
+    """How far (seconds) a segment's first DTS lies before its first PTS: its encoder's B-frame delay."""
+    av = _av()
+    with av.open(str(segment)) as c:
+        for p in c.demux(c.streams.video[0]):
+            if p.pts is not None and p.dts is not None:
+                return max(Fraction(0), (p.pts - p.dts) * p.time_base)
+    return Fraction(0)
+
+
+def encode_video(frames: Iterable[tuple[int, np.ndarray]], output: str | Path, info: VideoInfo,
+                 size: tuple[int, int], *, end_pts: int | None = None, audio: bool = True, crf: int = 18) -> str:
+    """Encode RGB frames ``(pts, HxWx3 uint8)`` into ``output`` with the input's audio in one go
+    (:func:`encode_segment` + :func:`join_segments`); returns what happened to the audio."""
+    output = Path(output)
+    check_output(output)
+    seg = output.with_name(f".{output.stem}.video.mp4")
+    try:
+        start = encode_segment(frames, seg, info, size, crf=crf, codec_for=output.suffix)
+        return join_segments([(seg, start)], output, info, end_pts=end_pts, audio=audio)
+    finally:
+        seg.unlink(missing_ok=True)
 
 
 def _mux_audio_packet(out: Any, pkt: Any, audio_map: dict[int, tuple[Any, bool]]) -> None:
