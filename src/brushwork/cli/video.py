@@ -8,28 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from brushwork.cli.options import DEFAULT_MAX_SIZE, add_stylizer_options, count, number, stylize_options
+
 #: brushwork.video.DEFAULT_TEMPORAL_WEIGHT, spelled out so building the parser imports no torch/av (a test keeps
 #: them equal).
 DEFAULT_TEMPORAL_WEIGHT = 0.7
-#: The longest side used when --size is not given and the video is larger (as `stylize` does for photos).
-DEFAULT_MAX_SIZE = 2048
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
 
 
 def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -38,20 +21,8 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     v.add_argument("input", metavar="VIDEO", help="input video (anything FFmpeg reads: mp4, mov, mkv, webm, ...)")
     v.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output video (.mp4/.mov/.m4v/.mkv: H.264; .webm: VP9); audio is copied")
-    v.add_argument("--model", metavar="NAME",
-                   help="a trained feed-forward model: shipped name, a style of a shipped model, or a folder")
-    v.add_argument("-s", "--style", action="append", default=[], metavar="STYLE[:WEIGHT]",
-                   help="without --model: a painting or preset for AdaIN (repeat to blend); with --model: "
-                        "its style names")
-    v.add_argument("--size", type=_count, default=None, metavar="PX",
-                   help=f"longest side of the frames (default: the video's, at most {DEFAULT_MAX_SIZE})")
-    v.add_argument("--strength", type=_float, default=1.0, help="style strength 0..1 (default 1)")
-    v.add_argument("--preserve-color", choices=["luminance"], default=None, help="keep the video's colours")
-    v.add_argument("--engine", default="torch", choices=["torch", "onnx"], help="inference engine (default torch)")
-    v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
-    v.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    v.add_argument("--decoder", metavar="DIR", help="AdaIN: a trained decoder folder (default: the shipped one)")
-    v.add_argument("--temporal-weight", type=_float, default=DEFAULT_TEMPORAL_WEIGHT, metavar="W",
+    add_stylizer_options(v, "frames", ("luminance",))
+    v.add_argument("--temporal-weight", type=number, default=DEFAULT_TEMPORAL_WEIGHT, metavar="W",
                    help="share of the previous output frame (warped by optical flow) blended into each new one "
                         f"where the flow is reliable, 0..1 (default {DEFAULT_TEMPORAL_WEIGHT}); higher = steadier, "
                         "lower = crisper")
@@ -59,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     v.add_argument("--soft-blend", action="store_true",
                    help="skip restoring the local contrast the temporal blend averages away (softer strokes, "
                         "slightly steadier)")
-    v.add_argument("--max-frames", type=_count, default=None, metavar="N", help="stop after N frames (a preview)")
+    v.add_argument("--max-frames", type=count, default=None, metavar="N", help="stop after N frames (a preview)")
     v.add_argument("--crf", type=int, default=18, help="encoder quality, lower = better (default 18)")
     v.add_argument("--restart", action="store_true",
                    help="discard the frames of an earlier interrupted run instead of continuing it")
@@ -94,9 +65,8 @@ class _Bars:
 
 
 def run(args: argparse.Namespace) -> int:
-    from brushwork.cli.main import _parse_style
     from brushwork.errors import ConfigError
-    from brushwork.pipeline import ImageStylizer, StylizeOptions
+    from brushwork.pipeline import ImageStylizer
     from brushwork.video import FLICKER_METRIC, probe_video, stylize_video, work_dir_for
     from brushwork.video.io import check_output, frame_size
 
@@ -113,9 +83,7 @@ def run(args: argparse.Namespace) -> int:
     size = args.size
     if size is None and max(info.width, info.height) > DEFAULT_MAX_SIZE:
         size = DEFAULT_MAX_SIZE
-    options = StylizeOptions(model=args.model, styles=[_parse_style(s) for s in args.style], size=size,
-                             strength=args.strength, preserve_color=args.preserve_color, engine=args.engine,
-                             device=args.device, precision=args.precision, decoder=args.decoder)
+    options = stylize_options(args, size)
     stylizer = ImageStylizer(options)
     bars = _Bars(args.quiet or args.json)
     try:

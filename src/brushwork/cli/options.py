@@ -1,0 +1,88 @@
+"""Argument types and the one-pass stylizer options that `batch` and `video` share.
+
+Kept free of torch imports so building the parser stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+#: Without --size, an image or video larger than this is scaled down (longest side); smaller ones keep their size.
+DEFAULT_MAX_SIZE = 2048
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 0 (argparse type)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
+def count(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    v = positive_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
+    return v
+
+
+def number(text: str) -> float:
+    """Any float (argparse type), with a one-line message instead of argparse's repr."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+def parse_style(text: str) -> tuple[str, float]:
+    """'a.jpg:0.7' -> ('a.jpg', 0.7); a colon not followed by a number belongs to the path."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            return head, float(tail)
+        except ValueError:
+            pass
+    return text, 1.0
+
+
+def parse_model_styles(items: list[str]) -> list[tuple[str, float]]:
+    """Style names of a trained model: '-s a:0.5 -s b:0.5' or '-s a:0.5,b:0.5' (names hold no commas)."""
+    return [parse_style(part.strip()) for item in items for part in item.split(",") if part.strip()]
+
+
+def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[str, ...]) -> None:
+    """--model / -s / --size / --strength / colour / AdaIN / engine options of a one-pass command over ``what``."""
+    p.add_argument("--model", metavar="NAME",
+                   help="a fast feed-forward model: a shipped model or style name (see `brushwork models`), a "
+                        "trained folder, or an exported .onnx file")
+    p.add_argument("-s", "--style", action="append", default=[], metavar="STYLE[:WEIGHT]",
+                   help="without --model: a painting or preset for AdaIN (repeat to blend); with --model: its "
+                        "style names (a:0.5,b:0.5)")
+    p.add_argument("--size", type=count, default=None, metavar="PX",
+                   help=f"longest side of the {what} in px (default: their own, at most {DEFAULT_MAX_SIZE})")
+    p.add_argument("--strength", type=number, default=1.0, help="style strength 0..1 (0 = unchanged; default 1)")
+    p.add_argument("--preserve-color", choices=list(preserve), default=None,
+                   help=f"keep the {what}' colours" + (" (match: AdaIN only)" if "match" in preserve else ""))
+    p.add_argument("--decoder", metavar="DIR", help="AdaIN: a trained decoder folder (default: the shipped one)")
+    p.add_argument("--style-size", type=count, default=512, metavar="PX",
+                   help="AdaIN: the painting's longest side when encoded (default 512)")
+    p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
+                   help="PyTorch, or onnxruntime (the model is exported and cached on first use)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 where the hardware is fast at it")
+
+
+def stylize_options(args: argparse.Namespace, size: int | None) -> Any:
+    """The :class:`~brushwork.pipeline.StylizeOptions` the options above describe."""
+    from brushwork.pipeline import StylizeOptions
+
+    styles = parse_model_styles(args.style) if args.model else [parse_style(s) for s in args.style]
+    return StylizeOptions(model=args.model, styles=styles, size=size, strength=args.strength,
+                          preserve_color=args.preserve_color, engine=args.engine, device=args.device,
+                          precision=args.precision, decoder=args.decoder, style_size=args.style_size)
