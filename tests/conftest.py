@@ -47,6 +47,20 @@ def rgb_image_file(tmp_path: Path, rgb_array: np.ndarray) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_cin(tmp_path_factory) -> Path:
+    """An untrained two-style (waves, stars) feed-forward net: exercises --model wiring without training."""
+    import torch
+
+    from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("cin") / "two"
+    cfg = TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2, style_names=("waves", "stars"))
+    TransformerNet(cfg).save_pretrained(folder)
+    return folder
+
+
 #: Test folders whose modules run real-weight passes: see _torch_threads.
 _THREAD_LIMITED = {"cli", "integration", "training", "video", "batch", "export"}
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from brushwork.batch import MANIFEST_NAME, SUMMARY_NAME, BatchSettings, plan_batch, read_manifest, run_local
@@ -24,17 +23,6 @@ from brushwork.pipeline import StylizeOptions
 ERROR_LINE = re.compile(r"^brushwork( [a-z]+)?: error: \S")
 PHOTOS = ("photo_a.jpg", "photo_b.jpg", "sub/photo_c.png")  # the good photos of the `tree` fixture
 OUTPUTS = ("photo_a.jpg", "photo_b.jpg", "sub/photo_c.png")  # their outputs: .jpg stays .jpg, the rest .png
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from brushwork.methods.feedforward import TransformerConfig, TransformerNet
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "two"
-    cfg = TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2, style_names=("waves", "stars"))
-    TransformerNet(cfg).save_pretrained(folder)
-    return folder
 
 
 def make_tree(data_dir: Path, root: Path) -> Path:
@@ -76,9 +64,9 @@ def no_partials(out: Path) -> bool:
     return not [p for p in out.rglob("*") if PARTIAL_TAG in p.name or p.name.endswith(".tmp")]
 
 
-def test_mirrors_the_tree_isolates_the_bad_file_and_writes_a_summary(capsys, tree, tmp_path, tiny_model):
+def test_mirrors_the_tree_isolates_the_bad_file_and_writes_a_summary(capsys, tree, tmp_path, tiny_cin):
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(capsys, *batch_args(tree, out, tiny_model, "--json"))
+    code, stdout, stderr = run_cli(capsys, *batch_args(tree, out, tiny_cin, "--json"))
     assert code == 3, stderr  # some failed, the rest done
     summary = json.loads(stdout)
     assert summary == json.loads((out / SUMMARY_NAME).read_text())
@@ -97,22 +85,22 @@ def test_mirrors_the_tree_isolates_the_bad_file_and_writes_a_summary(capsys, tre
     assert sorted(read_manifest(out)) == sorted(PHOTOS)
 
 
-def test_rerun_skips_done_files_and_settings_changes_redo_them(capsys, tree, tmp_path, tiny_model):
+def test_rerun_skips_done_files_and_settings_changes_redo_them(capsys, tree, tmp_path, tiny_cin):
     out = tmp_path / "out"
-    assert run_cli(capsys, *batch_args(tree, out, tiny_model))[0] == 3
+    assert run_cli(capsys, *batch_args(tree, out, tiny_cin))[0] == 3
     before = mtimes(out)
     with Image.open(out / "photo_a.jpg") as im:
         first = np.asarray(im.convert("RGB"), dtype=np.int16)
 
-    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_model))
+    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_cin))
     assert code == 3 and stdout.startswith("batch: 0 done, 3 skipped, 1 failed, 1 ignored")
     assert mtimes(out) == before  # nothing rewritten
 
     (tree / "sub" / "broken.jpg").unlink()
-    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_model))
+    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_cin))
     assert code == 0 and stdout.startswith("batch: 0 done, 3 skipped, 0 failed")
 
-    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_model, "--strength", 0.5, "--json"))
+    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_cin, "--strength", 0.5, "--json"))
     summary = json.loads(stdout)
     assert code == 0 and (summary["done"], summary["skipped"]) == (3, 0)
     after = mtimes(out)
@@ -120,18 +108,18 @@ def test_rerun_skips_done_files_and_settings_changes_redo_them(capsys, tree, tmp
     with Image.open(out / "photo_a.jpg") as im:
         assert np.abs(np.asarray(im.convert("RGB"), dtype=np.int16) - first).mean() > 1  # really redone
 
-    assert run_cli(capsys, *batch_args(tree, out, tiny_model, "--strength", 0.5))[1].startswith("batch: 0 done, 3")
-    assert run_cli(capsys, *batch_args(tree, out, tiny_model, "--strength", 0.5, "--overwrite"))[1].startswith(
+    assert run_cli(capsys, *batch_args(tree, out, tiny_cin, "--strength", 0.5))[1].startswith("batch: 0 done, 3")
+    assert run_cli(capsys, *batch_args(tree, out, tiny_cin, "--strength", 0.5, "--overwrite"))[1].startswith(
         "batch: 3 done, 0 skipped")
     Image.open(tree / "photo_b.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tree / "photo_b.jpg")
-    assert run_cli(capsys, *batch_args(tree, out, tiny_model, "--strength", 0.5))[1].startswith(
+    assert run_cli(capsys, *batch_args(tree, out, tiny_cin, "--strength", 0.5))[1].startswith(
         "batch: 1 done, 2 skipped")  # an edited photo is redone
     assert len((out / MANIFEST_NAME).read_text().splitlines()) == 3  # compacted: one line per photo
 
 
-def test_interrupted_run_leaves_whole_files_and_the_next_run_finishes(tree, tmp_path, tiny_model):
+def test_interrupted_run_leaves_whole_files_and_the_next_run_finishes(tree, tmp_path, tiny_cin):
     out = tmp_path / "out"
-    settings = BatchSettings(StylizeOptions(model=str(tiny_model), size=64))
+    settings = BatchSettings(StylizeOptions(model=str(tiny_cin), size=64))
 
     def stop_after_two(result, finished, total):
         if finished == 2:
@@ -154,11 +142,11 @@ def test_interrupted_run_leaves_whole_files_and_the_next_run_finishes(tree, tmp_
     assert all((out / n).is_file() for n in OUTPUTS)
 
 
-def test_a_kill_during_the_write_leaves_no_half_written_image(tree, tmp_path, tiny_model, monkeypatch):
+def test_a_kill_during_the_write_leaves_no_half_written_image(tree, tmp_path, tiny_cin, monkeypatch):
     import brushwork.image.io as io
 
     out = tmp_path / "out"
-    settings = BatchSettings(StylizeOptions(model=str(tiny_model), size=64))
+    settings = BatchSettings(StylizeOptions(model=str(tiny_cin), size=64))
     real_save = io.save_image
     calls = []
 
@@ -194,16 +182,16 @@ def test_a_kill_during_the_write_leaves_no_half_written_image(tree, tmp_path, ti
     ("workers_without_ray", "--workers and --cpus-per-worker go with --ray"),
     ("output_is_input", "the output folder is the input folder"),
 ])
-def test_usage_errors_are_one_line_and_exit_2(capsys, tree, tmp_path, tiny_model, case, expected):
+def test_usage_errors_are_one_line_and_exit_2(capsys, tree, tmp_path, tiny_cin, case, expected):
     out = tmp_path / "out"
     args = {
-        "missing_input": ["batch", tmp_path / "nope", "-o", out, "--model", tiny_model],
-        "no_photos": ["batch", tree / "empty", "-o", out, "--model", tiny_model],
+        "missing_input": ["batch", tmp_path / "nope", "-o", out, "--model", tiny_cin],
+        "no_photos": ["batch", tree / "empty", "-o", out, "--model", tiny_cin],
         "unknown_model": ["batch", tree, "-o", out, "--model", "no_such_model"],
-        "unknown_style": ["batch", tree, "-o", out, "--model", tiny_model, "-s", "wave"],
+        "unknown_style": ["batch", tree, "-o", out, "--model", tiny_cin, "-s", "wave"],
         "no_style": ["batch", tree, "-o", out],
-        "workers_without_ray": ["batch", tree, "-o", out, "--model", tiny_model, "--workers", 2],
-        "output_is_input": ["batch", tree, "-o", tree, "--model", tiny_model],
+        "workers_without_ray": ["batch", tree, "-o", out, "--model", tiny_cin, "--workers", 2],
+        "output_is_input": ["batch", tree, "-o", tree, "--model", tiny_cin],
     }[case]
     (tree / "empty").mkdir()
     (tree / "empty" / "readme.txt").write_text("x")
@@ -220,8 +208,8 @@ def test_output_names_keep_jpg_and_never_collide():
     assert _output_names([Path("x.jpg"), Path("x.png")], "png") == ["x.jpg.png", "x.png"]
 
 
-def test_output_folder_inside_the_input_is_not_walked(capsys, tree, tiny_model):
+def test_output_folder_inside_the_input_is_not_walked(capsys, tree, tiny_cin):
     out = tree / "styled"
-    assert run_cli(capsys, *batch_args(tree, out, tiny_model))[0] == 3
-    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_model))
+    assert run_cli(capsys, *batch_args(tree, out, tiny_cin))[0] == 3
+    code, stdout, _ = run_cli(capsys, *batch_args(tree, out, tiny_cin))
     assert code == 3 and stdout.startswith("batch: 0 done, 3 skipped, 1 failed, 1 ignored")

@@ -14,24 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from brushwork.batch import MANIFEST_NAME, SUMMARY_NAME, read_manifest
 from brushwork.cli.main import main
 
 ERROR_LINE = re.compile(r"^brushwork( [a-z]+)?: error: \S")
-
-
-@pytest.fixture(scope="module")
-def ray_tiny_model(tmp_path_factory) -> Path:
-    from brushwork.methods.feedforward import TransformerConfig, TransformerNet
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "two"
-    TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2,
-                                     style_names=("waves", "stars"))).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture
@@ -63,9 +51,9 @@ def outputs(folder: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own, about its context settings
-def test_ray_run_matches_the_local_one_and_resumes_from_it(capsys, ray_tree, tmp_path, ray_tiny_model):
+def test_ray_run_matches_the_local_one_and_resumes_from_it(capsys, ray_tree, tmp_path, tiny_cin):
     ray = pytest.importorskip("ray")
-    common = ["batch", ray_tree, "--model", ray_tiny_model, "-s", "waves:0.3", "-s", "stars:0.7", "--size", 64,
+    common = ["batch", ray_tree, "--model", tiny_cin, "-s", "waves:0.3", "-s", "stars:0.7", "--size", 64,
               "--precision", "fp32", "--json"]
     code, out, err = run_cli(capsys, *common, "-o", tmp_path / "local")
     assert code == 3, err
@@ -103,13 +91,13 @@ def test_ray_run_matches_the_local_one_and_resumes_from_it(capsys, ray_tree, tmp
         assert not ray.is_initialized()
 
 
-def test_an_address_nobody_answers_at_is_one_line_and_quick(capsys, ray_tree, tmp_path, ray_tiny_model):
+def test_an_address_nobody_answers_at_is_one_line_and_quick(capsys, ray_tree, tmp_path, tiny_cin):
     pytest.importorskip("ray")
     with socket.socket() as s:  # a port that was free a moment ago: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.perf_counter()
-    code, _, err = run_cli(capsys, "batch", ray_tree, "-o", tmp_path / "out", "--model", ray_tiny_model, "-q",
+    code, _, err = run_cli(capsys, "batch", ray_tree, "-o", tmp_path / "out", "--model", tiny_cin, "-q",
                            "--size", 64, "--ray", f"127.0.0.1:{port}")
     line = one_error_line(code, err)
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in line
@@ -117,8 +105,8 @@ def test_an_address_nobody_answers_at_is_one_line_and_quick(capsys, ray_tree, tm
     assert not (tmp_path / "out").exists()
 
 
-def test_without_the_ray_extra_it_says_how_to_install_it(capsys, ray_tree, tmp_path, ray_tiny_model, monkeypatch):
+def test_without_the_ray_extra_it_says_how_to_install_it(capsys, ray_tree, tmp_path, tiny_cin, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    code, _, err = run_cli(capsys, "batch", ray_tree, "-o", tmp_path / "out", "--model", ray_tiny_model, "-q",
+    code, _, err = run_cli(capsys, "batch", ray_tree, "-o", tmp_path / "out", "--model", tiny_cin, "-q",
                            "--ray", "auto")
     assert "pip install 'brushwork[ray]'" in one_error_line(code, err)

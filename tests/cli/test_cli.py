@@ -444,17 +444,6 @@ def test_adain_bad_decoder_and_tiny_style(capsys, images, tmp_path, tiny_decoder
 # --------------------------------------------------------------------------- feed-forward models
 
 
-@pytest.fixture(scope="module")
-def tiny_cin(tmp_path_factory) -> Path:
-    from brushwork.methods.feedforward import TransformerConfig, TransformerNet
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("cin") / "two"
-    cfg = TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2, style_names=("waves", "stars"))
-    TransformerNet(cfg).save_pretrained(folder)
-    return folder
-
-
 def test_feedforward_model_blend_json(capsys, images, tmp_path, tiny_cin):
     out, _ = run_ok(capsys, "stylize", images["photo"], "--model", tiny_cin, "-s", "waves:0.25", "-s", "stars:0.75",
                     "--size", 64, "--json", "-o", tmp_path / "out.png")

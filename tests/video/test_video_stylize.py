@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 av = pytest.importorskip("av")
@@ -235,18 +234,6 @@ def test_library_errors_are_one_line_brushwork_errors(clip, tmp_path):
 
 
 # ---------------------------------------------------------------- CLI
-
-
-@pytest.fixture(scope="module")
-def tiny_cin(tmp_path_factory) -> Path:
-    """An untrained two-style feed-forward net: exercises --model without training."""
-    from brushwork.methods.feedforward import TransformerConfig, TransformerNet
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("cin") / "two"
-    TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2,
-                                     style_names=("waves", "stars"))).save_pretrained(folder)
-    return folder
 
 
 def run_fail(capsys, *argv: Any) -> str:

@@ -62,14 +62,7 @@ class _FeedForwardGraph(nn.Module):
             z = net.encoder(image)
             mixed = sum(style_weights[:, k : k + 1, None, None] * bank(z) for k, bank in enumerate(net.banks))
             return torch.sigmoid(net.decoder(mixed))
-        y = image
-        for layer in net.down:
-            y = layer(y, style_weights)
-        for block in net.res:
-            y = block(y, style_weights)
-        for layer in net.up:
-            y = layer(y, style_weights)
-        return torch.sigmoid(net.out(y))
+        return net.forward_padded(image, style_weights)
 
 
 class _AdaINGraph(nn.Module):

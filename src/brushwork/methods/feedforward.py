@@ -174,13 +174,17 @@ class TransformerNet(nn.Module):
         # reflection-pad to a multiple of 4 so the two downsamplings and upsamplings line up, then crop back
         ph, pw = (-h) % 4, (-w) % 4
         y = F.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x
+        return self.forward_padded(y, style_weights)[..., :h, :w]
+
+    def forward_padded(self, y: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The net on an input already a multiple of 4 in size: no checks, so it exports to ONNX as is."""
         for layer in self.down:
             y = layer(y, style_weights)
         for block in self.res:
             y = block(y, style_weights)
         for layer in self.up:
             y = layer(y, style_weights)
-        return torch.sigmoid(self.out(y))[..., :h, :w]
+        return torch.sigmoid(self.out(y))
 
     def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """``config.json`` + ``model.safetensors`` (fp16); see :mod:`brushwork.pretrained`."""
