@@ -124,7 +124,8 @@ def test_cli_defaults_match_the_config_and_adain_still_parses():
     args = build_parser().parse_args(["train", "cin", "--style", "a.jpg", "--style", "b.jpg", "--content", "c",
                                       "-o", "o"])
     assert args.train_method == "cin" and args.style == ["a.jpg", "b.jpg"]
-    for name in ("steps", "batch", "crop", "lr", "lr_decay", "style_weight", "tv_weight", "style_size"):
+    for name in ("steps", "batch", "crop", "lr", "lr_decay", "style_weight", "tv_weight", "saturation_weight",
+                 "style_size"):
         assert getattr(args, name) == defaults[name], name
     ad = build_parser().parse_args(["train", "adain", "--content", "c", "--styles", "s", "-o", "o"])
     assert ad.train_method == "adain" and ad.style_weight == 20.0 and ad.crop == 256 and ad.lr == 1e-4

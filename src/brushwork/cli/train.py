@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 #: FeedForwardTrainConfig's defaults, spelled out so building the parser imports no torch (a test keeps them equal).
 FEEDFORWARD_DEFAULTS = {"steps": 10000, "batch": 4, "crop": 256, "lr": 1e-3, "lr_decay": 0.0, "style_weight": 10.0,
-                        "tv_weight": 1.0, "style_size": 512}
+                        "tv_weight": 1.0, "saturation_weight": 1.0, "style_size": 512}
 #: StyleBankTrainConfig.steps and style_steps, and ADD_STYLE_STEPS (a test keeps them equal).
 STYLEBANK_STEPS, STYLEBANK_STYLE_STEPS, STYLEBANK_ADD_STEPS = 10000, 2, 3000
 
@@ -55,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                        help="folder of photos (repeatable)")
         _common(p, **{k: FEEDFORWARD_DEFAULTS[k] for k in ("steps", "batch", "crop", "lr", "lr_decay", "style_weight")},
                 crop_multiple=4)
+        p.add_argument("--saturation-weight", type=float, default=FEEDFORWARD_DEFAULTS["saturation_weight"],
+                       help="penalty on saturated outputs, which otherwise freeze blown-out blobs in place")
         p.add_argument("--tv-weight", type=float, default=FEEDFORWARD_DEFAULTS["tv_weight"],
                        help="total-variation (smoothness) weight")
         p.add_argument("--style-size", type=int, default=FEEDFORWARD_DEFAULTS["style_size"], metavar="PX",
@@ -170,6 +172,7 @@ def _run_feedforward(args: argparse.Namespace) -> int:
         crop=args.crop, lr=args.lr, lr_decay=args.lr_decay, style_weight=args.style_weight,
         tv_weight=args.tv_weight, style_size=args.style_size, exclude=args.exclude, seed=args.seed,
         precision=args.precision, checkpoint_every=args.checkpoint_every, command=_command(),
+        saturation_weight=args.saturation_weight,
     )
     progress, close = _progress(f"train {args.train_method}", args.quiet)
     try:

@@ -166,17 +166,20 @@ class TransformerNet(nn.Module):
     def style_names(self) -> tuple[str, ...]:
         return self.config.style_names
 
-    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
-        """``style_weights`` ``(B or 1, n_styles)``; None = the first (or only) style."""
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None, *,
+                logits: bool = False) -> torch.Tensor:
+        """``style_weights`` ``(B or 1, n_styles)``; None = the first (or only) style.
+        ``logits=True`` returns the output before the sigmoid (training penalises saturation there)."""
         h, w = x.shape[-2:]
         if min(h, w) < MIN_INPUT:
             raise ImageError(f"image is {w}x{h}: too small for the transformer net (min {MIN_INPUT} px)")
         # reflection-pad to a multiple of 4 so the two downsamplings and upsamplings line up, then crop back
         ph, pw = (-h) % 4, (-w) % 4
         y = F.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x
-        return self.forward_padded(y, style_weights)[..., :h, :w]
+        return self.forward_padded(y, style_weights, logits=logits)[..., :h, :w]
 
-    def forward_padded(self, y: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_padded(self, y: torch.Tensor, style_weights: torch.Tensor | None = None, *,
+                       logits: bool = False) -> torch.Tensor:
         """The net on an input already a multiple of 4 in size: no checks, so it exports to ONNX as is."""
         for layer in self.down:
             y = layer(y, style_weights)
@@ -184,7 +187,8 @@ class TransformerNet(nn.Module):
             y = block(y, style_weights)
         for layer in self.up:
             y = layer(y, style_weights)
-        return torch.sigmoid(self.out(y))
+        z = self.out(y)
+        return z if logits else torch.sigmoid(z)
 
     def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """``config.json`` + ``model.safetensors`` (fp16); see :mod:`brushwork.pretrained`."""

@@ -38,6 +38,7 @@ from brushwork.training.loop import LoopConfig, read_log
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 MIN_STYLE_SIZE = 64
+SATURATION_LOGIT = 4.0  # |logit| beyond this is penalised: sigmoid(4) = 0.982, near-white still reachable
 
 
 @dataclass
@@ -50,6 +51,11 @@ class FeedForwardTrainConfig:
     ``tv_weight`` 1: as in optimization, enough to remove pixel noise without blurring.
     ``style_size``: the painting's longest side when its Gram targets are taken; relative
     to the 256 px crops it sets the size of the strokes the net learns.
+    ``saturation_weight``: penalises output logits beyond ±4 (sigmoid 0.018..0.982). A saturated
+    sigmoid passes no gradient, so a blown-out blob that forms early (a spike the net grows to
+    skew instance-norm statistics, the "droplet" artifact) can never be trained away; with the
+    penalty the content loss sees it and removes it. Seen on a CIN run: white blobs in flat
+    skies at 2400 steps without it.
     """
 
     content: list[str]
@@ -63,6 +69,7 @@ class FeedForwardTrainConfig:
     lr_decay: float = 0.0  # lr / (1 + decay * step); the papers keep it constant
     style_weight: float = 10.0
     tv_weight: float = 1.0
+    saturation_weight: float = 1.0
     style_size: int = 512
     seed: int = 0
     precision: str = "auto"
@@ -91,8 +98,8 @@ def check_perceptual_settings(cfg: Any) -> None:
         raise ConfigError("at least one style image is needed")
     if cfg.style_size < MIN_STYLE_SIZE:
         raise ConfigError(f"style size must be at least {MIN_STYLE_SIZE} px, got {cfg.style_size}")
-    for name in ("lr", "style_weight", "tv_weight", "lr_decay"):
-        v = getattr(cfg, name)
+    for name in ("lr", "style_weight", "tv_weight", "lr_decay", "saturation_weight"):
+        v = getattr(cfg, name, 0.0)  # StyleBank has no saturation penalty
         if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
             raise ConfigError(f"{name.replace('_', '-')} must be a number {'>' if name == 'lr' else '>='} 0, "
                               f"got {v}")
@@ -155,19 +162,21 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
         with torch.no_grad():
             f_c = encode(c, (CONTENT_LAYER,))[CONTENT_LAYER]
         with autocast(dev, dtype):
-            g = model(c.contiguous(memory_format=torch.channels_last), weights)
+            z = model(c.contiguous(memory_format=torch.channels_last), weights, logits=True)
+        g = torch.sigmoid(z.float())
         g_feats = encode(g)
         loss_c = content_loss(g_feats[CONTENT_LAYER], f_c)
         loss_s = sum(gram_loss(g_feats[n], targets[k][n]) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
         loss_tv = tv_loss(g)
-        loss = loss_c + cfg.style_weight * loss_s + cfg.tv_weight * loss_tv
+        loss_sat = (z.float().abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
+        loss = loss_c + cfg.style_weight * loss_s + cfg.tv_weight * loss_tv + cfg.saturation_weight * loss_sat
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         sched.step()
         losses = {"content": float(loss_c.detach()), "style": float(loss_s.detach()),
-                  "tv": float(loss_tv.detach()), "total": float(loss.detach())}
+                  "tv": float(loss_tv.detach()), "saturation": float(loss_sat.detach()), "total": float(loss.detach())}
         return {**losses, "style_index": k} if len(targets) > 1 else losses
 
     def get_state() -> dict[str, Any]:
