@@ -248,7 +248,7 @@ def test_bad_input(stylizer) -> None:
 
 def test_logits_are_the_output_before_its_sigmoid() -> None:
     torch.manual_seed(0)
-    net = TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1)).eval()
+    net = FF.TransformerNet(FF.TransformerConfig(widths=(4, 8, 8), n_residual=1)).eval()
     x = torch.rand(1, 3, 37, 45)  # not a multiple of 4: padded and cropped the same way on both paths
     with torch.no_grad():
         assert torch.allclose(torch.sigmoid(net(x, logits=True)), net(x), atol=1e-6)
