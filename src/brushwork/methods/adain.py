@@ -27,7 +27,7 @@ from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
 from brushwork.losses.functional import mean_std
-from brushwork.pretrained import config_fields, load_weights, read_config, save_folder
+from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 from brushwork.styles import StylePreset, resolve_style
 
@@ -108,10 +108,7 @@ def load_decoder(path: str | Path | None = None, device: torch.device | str = "c
     folder = Path(path) if path is not None else builtin_decoder_dir()
     if path is None and not (folder / "model.safetensors").is_file():
         raise ModelError("no AdaIN decoder is installed: train one with `brushwork train adain` or pass --decoder")
-    dec = AdaINDecoder.from_pretrained(folder).to(device)
-    for p in dec.parameters():
-        p.requires_grad_(False)
-    return dec.to(memory_format=torch.channels_last)
+    return frozen(AdaINDecoder.from_pretrained(folder), device)
 
 
 @dataclass

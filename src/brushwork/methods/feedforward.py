@@ -28,7 +28,7 @@ from brushwork.image.color import combine_luminance
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
-from brushwork.pretrained import config_fields, load_weights, read_config, save_folder
+from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 
 MODEL_FORMAT = 1
@@ -213,10 +213,7 @@ class TransformerNet(nn.Module):
 
 def load_transformer(path: str | Path, device: torch.device | str = "cpu") -> TransformerNet:
     """A frozen net from a model folder, on ``device``, channels_last (faster oneDNN/cuDNN convs)."""
-    net = TransformerNet.from_pretrained(path).to(device)
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net.to(memory_format=torch.channels_last)
+    return frozen(TransformerNet.from_pretrained(path), device)
 
 
 def style_weight_vector(names: Sequence[str], styles: StyleChoice) -> tuple[torch.Tensor, dict[str, float], list[str]]:
@@ -282,17 +279,15 @@ def estimate_memory(width: int, height: int, dtype: torch.dtype, widths: Sequenc
 class FeedForwardStylizer:
     """A trained johnson/cin net held on a device, so repeated calls (video, batches) load it once."""
 
-    def __init__(self, model: str | Path | TransformerNet, device: str | torch.device = "cpu",
+    #: the net this stylizer loads from a folder; StyleBank's stylizer swaps in its own
+    net_class: type[nn.Module] = TransformerNet
+
+    def __init__(self, model: str | Path | nn.Module, device: str | torch.device = "cpu",
                  precision: str = "auto") -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
-        if isinstance(model, TransformerNet):
-            net = model.to(self.device).eval()
-            for p in net.parameters():
-                p.requires_grad_(False)
-            self.net = net.to(memory_format=torch.channels_last)
-        else:
-            self.net = load_transformer(model, self.device)
+        net = model if isinstance(model, self.net_class) else self.net_class.from_pretrained(model)
+        self.net = frozen(net, self.device)
 
     @property
     def style_names(self) -> tuple[str, ...]:

@@ -29,8 +29,7 @@ from brushwork.methods.feedforward import (
     FeedForwardStylizer,
     StyleChoice,
 )
-from brushwork.pretrained import config_fields, load_weights, read_config, save_folder
-from brushwork.runtime import resolve_device, resolve_precision
+from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
 
 MODEL_FORMAT = 1
 KIND = "stylebank"
@@ -208,10 +207,7 @@ class StyleBankNet(nn.Module):
 
 def load_stylebank(path: str | Path, device: torch.device | str = "cpu") -> StyleBankNet:
     """A frozen net from a model folder, on ``device``, channels_last."""
-    net = StyleBankNet.from_pretrained(path).to(device)
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net.to(memory_format=torch.channels_last)
+    return frozen(StyleBankNet.from_pretrained(path), device)
 
 
 class StyleBankStylizer(FeedForwardStylizer):
@@ -221,17 +217,7 @@ class StyleBankStylizer(FeedForwardStylizer):
     ``transform`` also accepts per-pixel weights ``(1, n_styles, H, W)`` for region-wise styles.
     """
 
-    def __init__(self, model: str | Path | StyleBankNet, device: str | torch.device = "cpu",
-                 precision: str = "auto") -> None:
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
-        if isinstance(model, StyleBankNet):
-            net = model.to(self.device).eval()
-            for p in net.parameters():
-                p.requires_grad_(False)
-            self.net = net.to(memory_format=torch.channels_last)
-        else:
-            self.net = load_stylebank(model, self.device)
+    net_class = StyleBankNet
 
 
 def stylizer_for(model: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> FeedForwardStylizer:
