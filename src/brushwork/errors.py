@@ -38,3 +38,10 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A training run stopped by a signal after saving its checkpoint: rerunning the command resumes it.
+
+    A KeyboardInterrupt, so the CLI's interrupted path (exit 130) handles it; its message says where it stopped.
+    """

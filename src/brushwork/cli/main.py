@@ -501,8 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrushworkError as exc:
         print(f"brushwork: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("brushwork: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"brushwork: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
     except MemoryError:
         print("brushwork: error: out of memory: use a smaller --size", file=sys.stderr)

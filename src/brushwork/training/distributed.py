@@ -180,9 +180,10 @@ def run_training_loop(cfg: LoopConfig, step_fn: Callable[[int], dict[str, float]
         set_state(state)
 
     if me == 0:
-        return run_loop(cfg, step, gathered_state, own_state, progress)
+        return run_loop(cfg, step, gathered_state, own_state, progress, stop_on_signal=False)
     with tempfile.TemporaryDirectory(prefix=f"brushwork-rank{me}-") as tmp:
         shared = Path(cfg.out_dir) / CHECKPOINT
         if shared.is_file():  # resume from rank 0's checkpoint; our own saves replace the link, not the file
             os.symlink(shared.resolve(), Path(tmp) / CHECKPOINT)
-        return run_loop(replace(cfg, out_dir=Path(tmp)), step, gathered_state, own_state, None)
+        return run_loop(replace(cfg, out_dir=Path(tmp)), step, gathered_state, own_state, None,
+                        stop_on_signal=False)

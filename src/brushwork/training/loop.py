@@ -8,8 +8,11 @@ Losses go to a JSONL log (one object per logged step) and a loss plot.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from typing import Any
 
 import torch
 
-from brushwork.errors import ModelError
+from brushwork.errors import ModelError, TrainingStopped
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -55,12 +58,36 @@ def read_log(out_dir: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@contextlib.contextmanager
+def _stop_requests(enabled: bool) -> Any:
+    """Turn SIGTERM/SIGINT into a flag checked between steps, so a killed job (a batch
+    system's time limit, Ctrl-C) first writes a checkpoint of the last finished step."""
+    flag = {"signal": 0}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if flag["signal"]:  # a second signal: stop now, the last periodic checkpoint stands
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def run_loop(cfg: LoopConfig, step_fn: Callable[[int], dict[str, float]], get_state: Callable[[], dict[str, Any]],
              set_state: Callable[[dict[str, Any]], None],
-             progress: Callable[[int, int, dict[str, float]], None] | None = None) -> int:
+             progress: Callable[[int, int, dict[str, float]], None] | None = None, stop_on_signal: bool = True) -> int:
     """Run ``step_fn(step)`` from the last checkpoint to ``cfg.steps``; returns the first step run.
 
-    ``get_state``/``set_state`` gather and restore everything a resume needs.
+    ``get_state``/``set_state`` gather and restore everything a resume needs. With
+    ``stop_on_signal`` a SIGTERM/SIGINT ends the run after the current step with a checkpoint
+    of it and raises :class:`TrainingStopped`.
     """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,16 +101,25 @@ def run_loop(cfg: LoopConfig, step_fn: Callable[[int], dict[str, float]], get_st
         kept = [r for r in read_log(out) if r["step"] <= start]
         (out / LOG).write_text("".join(json.dumps(r) + "\n" for r in kept))
     t0 = time.perf_counter()
-    with open(out / LOG, "a") as log:
+
+    def record(step: int, losses: dict[str, float]) -> None:
+        log.write(json.dumps({"step": step, "seconds": round(time.perf_counter() - t0, 2), **losses}) + "\n")
+        log.flush()
+
+    with open(out / LOG, "a") as log, _stop_requests(stop_on_signal) as stop:
         for step in range(start + 1, cfg.steps + 1):
             losses = step_fn(step)
             if not all(map(lambda v: v == v and abs(v) != float("inf"), losses.values())):
                 raise ModelError(f"training diverged at step {step} (loss {losses}); lower the learning rate")
             if step % cfg.log_every == 0 or step == cfg.steps:
-                log.write(json.dumps({"step": step, "seconds": round(time.perf_counter() - t0, 2), **losses}) + "\n")
-                log.flush()
+                record(step, losses)
             if progress is not None:
                 progress(step, cfg.steps, losses)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop["signal"]:
                 save_checkpoint(ckpt_path, {**get_state(), "step": step})
+            if stop["signal"] and step < cfg.steps:
+                if step % cfg.log_every:  # the stopping step's losses, unless logged above
+                    record(step, losses)
+                raise TrainingStopped(f"stopped at step {step} of {cfg.steps}: checkpoint saved in {out}; "
+                                      "run the same command to resume")
     return start + 1
