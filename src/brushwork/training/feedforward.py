@@ -216,7 +216,7 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
     net.eval().save_pretrained(out / "model", meta=meta)
     from brushwork.plot import plot_losses
 
-    names = ", ".join(net_cfg.style_names)
+    names = ", ".join(net_cfg.style_names) if len(net_cfg.style_names) <= 3 else f"{len(net_cfg.style_names)} styles"
     plot_losses(history, out / "losses.png", title=f"{kind} training: {names} ({cfg.steps} steps)")
     (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
     distributed.barrier()
