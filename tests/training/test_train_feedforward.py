@@ -127,5 +127,15 @@ def test_cli_defaults_match_the_config_and_adain_still_parses():
     for name in ("steps", "batch", "crop", "lr", "lr_decay", "style_weight", "tv_weight", "saturation_weight",
                  "style_size"):
         assert getattr(args, name) == defaults[name], name
+    assert args.widths == defaults["widths"] and args.residual == defaults["n_residual"]
+    slim = build_parser().parse_args(["train", "cin", "--style", "a", "--style", "b", "--content", "c", "-o", "o",
+                                      "--widths", "16,32,64", "--residual", "3"])
+    assert slim.widths == (16, 32, 64) and slim.residual == 3
     ad = build_parser().parse_args(["train", "adain", "--content", "c", "--styles", "s", "-o", "o"])
     assert ad.train_method == "adain" and ad.style_weight == 20.0 and ad.crop == 256 and ad.lr == 1e-4
+
+
+@pytest.mark.parametrize("bad", ["16,32", "a,b,c", "0,8,8"])
+def test_cli_bad_widths_are_a_usage_error(capsys, bad: str):
+    code = main(["train", "cin", "--style", "a", "--style", "b", "--content", "c", "-o", "o", "--widths", bad])
+    assert code == 2 and "--widths" in capsys.readouterr().err
