@@ -52,12 +52,24 @@ def read_config(folder: str | Path, kinds: Collection[str], fmt: int, *, folder_
     return raw
 
 
-def frozen(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
-    """``model`` for inference: on ``device``, eval mode, no gradients, channels_last (faster oneDNN/cuDNN convs)."""
+def frozen(model: nn.Module, device: torch.device | str = "cpu",
+           memory_format: torch.memory_format = torch.channels_last) -> nn.Module:
+    """``model`` for inference: on ``device``, eval mode, no gradients, in ``memory_format``
+    (channels_last: faster oneDNN/cuDNN convs; see :func:`norm_net_memory_format` for nets with norms)."""
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.to(memory_format=torch.channels_last)
+    return model.to(memory_format=memory_format)
+
+
+def norm_net_memory_format(device: torch.device | str) -> torch.memory_format:
+    """The faster layout for the reflection-padded, instance-normed feed-forward nets on ``device``.
+
+    On CPU, reflection padding and instance norm have no channels_last kernels, so each layer
+    converts layouts: plain NCHW measured 13% faster at 1024 px (bf16 and fp32). cuDNN prefers
+    channels_last. (The AdaIN decoder, with no norms, is 25% faster channels_last on CPU.)
+    """
+    return torch.contiguous_format if torch.device(device).type == "cpu" else torch.channels_last
 
 
 def config_fields(raw: dict[str, Any], config_cls: type) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def _run(out: Path, steps: int, kill_at: int | None = None, sig: int = signal.SI
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_the_last_step_then_resume_continues(tmp_path, sig):
     old = signal.getsignal(sig)
-    with pytest.raises(TrainingStopped, match="stopped at step 7 of 10.*resume"):
+    with pytest.raises(TrainingStopped, match=r"stopped at step 7 of 10.*resume"):
         _run(tmp_path, 10, kill_at=7, sig=sig)
     assert signal.getsignal(sig) == old  # the handler is the caller's again
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")

