@@ -199,6 +199,43 @@ def per_style_rows(data: Path, cin: str, names: list[str], gatys_steps: int) -> 
     return rows
 
 
+def contact_sheet(files: dict[str, Path], cin: str | None, names: list[str], models: list[str], out: Path,
+                  height: int = 192) -> None:
+    """One row per (model, engine), one column per style, on the bundled public-domain portrait.
+
+    The photo is matplotlib's Grace Hopper (US Navy, public domain), so the sheet can be published.
+    """
+    from PIL import Image, ImageDraw
+
+    from brushwork.demo import demo_photo
+    from brushwork.styles import preset_info
+
+    photo = demo_photo()
+    rows: list[tuple[str, list[Image.Image]]] = []
+    for model in models:
+        styles = names or [r["name"] for r in preset_info()][:8]  # AdaIN: the same paintings, from presets
+        for engine in ("torch bf16", "onnx fp32", "onnx int8"):
+            run = build(model, engine, files, cin)
+            tiles = [run(photo, 384, style) for style in styles]
+            rows.append((f"{model} {engine}", [t.resize((round(t.width * height / t.height), height)) for t in tiles]))
+    label_w, pad, head = 110, 4, 18
+    width = label_w + max(sum(t.width + pad for t in tiles) for _, tiles in rows)
+    sheet = Image.new("RGB", (width, head + len(rows) * (height + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = label_w
+    for style, tile in zip(styles, rows[0][1]):
+        draw.text((x + 2, 3), style.replace("_", " ")[:26], fill="black")
+        x += tile.width + pad
+    for i, (label, tiles) in enumerate(rows):
+        y = head + i * (height + pad)
+        draw.text((6, y + height // 2), label, fill="black")
+        x = label_w
+        for tile in tiles:
+            sheet.paste(tile, (x, y))
+            x += tile.width + pad
+    sheet.save(out, quality=82, optimize=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -209,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="adain,cin", help="comma-separated: adain, cin")
     ap.add_argument("--skip", action="append", default=[], choices=["speed", "quality", "styles"])
     ap.add_argument("--out", type=Path, default=None, help="write the markdown report here")
+    ap.add_argument("--sheet", type=Path, default=None,
+                    help="also write a contact sheet (JPEG): every engine's output on the bundled portrait")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -232,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         files = make_files(tmp, args.data, cin, models)
         photos = {str(s): str(square(args.data / "content/tubingen.jpg", s, tmp)) for s in (512, 1024)}
+        if args.sheet:
+            contact_sheet(files, cin, names, models, args.sheet)
         speed: dict[tuple[str, str], dict[str, Any]] = {}
         if "speed" not in args.skip:
             for model in models:
