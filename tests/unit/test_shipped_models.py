@@ -44,3 +44,22 @@ def test_the_cin_model_holds_eight_public_domain_paintings() -> None:
     assert set(cin.styles) <= {row["name"] for row in preset_info()}  # each is a built-in (public-domain) preset
     model, implied, _ = feedforward_stylizer(cin.styles[0])
     assert implied == cin.styles[0] and model.style_names == cin.styles
+
+
+def test_the_cin_int8_export_matches_its_card_and_the_torch_net() -> None:
+    """The shipped INT8 graph is the shipped weights' (source checksum) and stays close to them on a real photo."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from brushwork.demo import demo_photo
+    from brushwork.pipeline import INT8_FILE, feedforward_stylizer
+
+    card = json.loads((MODELS / "cin" / "MODEL.json").read_text())
+    blob = (MODELS / "cin" / INT8_FILE).read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == card["int8"]["sha256"] and len(blob) == card["int8"]["bytes"]
+    assert card["int8"]["source_sha256"] == card["sha256"]  # re-quantize whenever the weights change
+    int8, implied, _ = feedforward_stylizer("the_scream", engine="int8")
+    fp32, _, _ = feedforward_stylizer("the_scream", precision="fp32")
+    a = np.asarray(int8.stylize(demo_photo(), implied, size=128).image, dtype=np.float32)
+    b = np.asarray(fp32.stylize(demo_photo(), implied, size=128).image, dtype=np.float32)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 12  # a slight colour shift, not another picture

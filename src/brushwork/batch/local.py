@@ -303,7 +303,7 @@ def open_stylizer(options: StylizeOptions) -> ImageStylizer:
     try:
         stylizer = ImageStylizer(options)
     except ImportError as exc:
-        extra = "onnx" if options.engine == "onnx" else "all"
+        extra = "onnx" if options.engine in ("onnx", "int8") else "all"
         raise ConfigError(f"--engine {options.engine} needs a package that is not installed ({exc.name}): "
                           f"pip install 'brushwork[{extra}]'") from exc
     stylizer(Image.new("RGB", _PROBE_SIZE, (128, 128, 128)))

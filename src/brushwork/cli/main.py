@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--model", metavar="NAME",
                     help="a fast feed-forward model: a shipped model or style name (see `brushwork models`), a "
                          "trained folder (brushwork train johnson|cin|stylebank), or an exported .onnx file")
-    st.add_argument("--engine", default="torch", choices=["torch", "onnx"],
-                    help="run adain or --model on PyTorch or on onnxruntime (exported and cached on first use)")
+    st.add_argument("--engine", default="torch", choices=["torch", "onnx", "int8"],
+                    help="run adain or --model on PyTorch, on onnxruntime (exported and cached on first use), or "
+                         "int8: the shipped CIN model's INT8 onnxruntime export (fastest on CPU)")
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
     st.add_argument("--steps", type=positive_int, default=None, help="optimizer steps over all scales (default 300)")
     st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")

@@ -71,8 +71,9 @@ def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[
     p.add_argument("--decoder", metavar="DIR", help="AdaIN: a trained decoder folder (default: the shipped one)")
     p.add_argument("--style-size", type=count, default=512, metavar="PX",
                    help="AdaIN: the painting's longest side when encoded (default 512)")
-    p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
-                   help="PyTorch, or onnxruntime (the model is exported and cached on first use)")
+    p.add_argument("--engine", choices=["torch", "onnx", "int8"], default="torch",
+                   help="PyTorch; onnxruntime (the model is exported and cached on first use); or int8: the "
+                        "shipped CIN model's INT8 onnxruntime export (fastest on CPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto: bf16 where the hardware is fast at it")
