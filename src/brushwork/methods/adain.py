@@ -27,6 +27,7 @@ from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
 from brushwork.losses.functional import mean_std
+from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 from brushwork.styles import StylePreset, resolve_style
@@ -55,7 +56,7 @@ class DecoderConfig:
 
 
 def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+    layers: list[nn.Module] = [ReflectionPad(1), nn.Conv2d(cin, cout, 3)]
     return [*layers, nn.ReLU(inplace=True)] if relu else layers
 
 
@@ -70,7 +71,7 @@ class AdaINDecoder(nn.Module):
         c = cfg.in_channels
         for stage, (width, n) in enumerate(zip(cfg.widths, cfg.convs_per_stage)):
             if stage > 0:
-                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                layers.append(NearestUpsample())
             for _ in range(n):
                 layers += _conv(c, width)
                 c = width

@@ -28,6 +28,7 @@ from brushwork.image.color import combine_luminance
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
+from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, norm_net_memory_format, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 
@@ -106,8 +107,10 @@ class ConditionalInstanceNorm2d(nn.Module):
         gamma, beta = self.mix(style_weights)
         if not self.training and gamma.shape[0] == 1:
             # inference: the fused kernel (InstanceNormalization in ONNX) takes its statistics in float32 and
-            # writes x's dtype in one pass, 4.5x faster on a bf16 CPU pass than the four passes below
-            return F.instance_norm(x, weight=gamma[0].to(x.dtype), bias=beta[0].to(x.dtype), eps=self.eps)
+            # writes x's dtype in one pass, 4.5x faster on a bf16 CPU pass than the four passes below. Outside
+            # autocast, which would cast a bf16 x up to float32 and leave the next layers two full-size copies.
+            with torch.autocast(x.device.type, enabled=False):
+                return F.instance_norm(x, weight=gamma[0].to(x.dtype), bias=beta[0].to(x.dtype), eps=self.eps)
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, unbiased=False)
         return (xf - mean) * torch.rsqrt(var + self.eps) * gamma[:, :, None, None] + beta[:, :, None, None]
@@ -122,14 +125,15 @@ class _ConvNorm(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, n_styles: int, stride: int = 1, relu: bool = True,
                  upsample: bool = False) -> None:
         super().__init__()
-        self.upsample, self.relu = upsample, relu
-        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.relu = relu
+        self.up = NearestUpsample() if upsample else None
+        self.pad = ReflectionPad(kernel // 2)
         self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False)
         self.norm = ConditionalInstanceNorm2d(cout, n_styles)
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None) -> torch.Tensor:
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.up is not None:
+            x = self.up(x)
         x = self.norm(self.conv(self.pad(x)), style_weights)
         return F.relu(x) if self.relu else x
 
@@ -164,7 +168,7 @@ class TransformerNet(nn.Module):
                                    _ConvNorm(c2, c3, 3, n, stride=2)])
         self.res = nn.ModuleList([_Residual(c3, n) for _ in range(self.config.n_residual)])
         self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True), _ConvNorm(c2, c1, 3, n, upsample=True)])
-        self.out = nn.Sequential(nn.ReflectionPad2d(4), nn.Conv2d(c1, 3, 9))
+        self.out = nn.Sequential(ReflectionPad(4), nn.Conv2d(c1, 3, 9))
 
     @property
     def style_names(self) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from brushwork.methods.feedforward import (
     FeedForwardStylizer,
     StyleChoice,
 )
+from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, norm_net_memory_format, read_config, save_folder
 
 MODEL_FORMAT = 1
@@ -81,14 +82,14 @@ class _ConvIN(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False) -> None:
         super().__init__()
-        self.upsample = upsample
-        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.up = NearestUpsample() if upsample else None
+        self.pad = ReflectionPad(kernel // 2)
         self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False)
         self.norm = ConditionalInstanceNorm2d(cout, 1)  # one row: affine instance norm, statistics in float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.up is not None:
+            x = self.up(x)
         return F.relu(self.norm(self.conv(self.pad(x))))
 
 
@@ -121,7 +122,7 @@ class StyleBankNet(nn.Module):
         self.encoder = nn.Sequential(_ConvIN(3, c1, 9), _ConvIN(c1, c2, 3, stride=2), _ConvIN(c2, c3, 3, stride=2))
         self.banks = nn.ModuleList([StyleBank(c3, self.config.bank_convs) for _ in range(self.config.n_styles)])
         self.decoder = nn.Sequential(_ConvIN(c3, c2, 3, upsample=True), _ConvIN(c2, c1, 3, upsample=True),
-                                     nn.ReflectionPad2d(4), nn.Conv2d(c1, 3, 9))
+                                     ReflectionPad(4), nn.Conv2d(c1, 3, 9))
 
     @property
     def style_names(self) -> tuple[str, ...]:
