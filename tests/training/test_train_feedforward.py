@@ -128,6 +128,7 @@ def test_cli_defaults_match_the_config_and_adain_still_parses():
                  "style_size"):
         assert getattr(args, name) == defaults[name], name
     assert args.widths == defaults["widths"] and args.residual == defaults["n_residual"]
+    assert args.end_kernel == defaults["end_kernel"]
     slim = build_parser().parse_args(["train", "cin", "--style", "a", "--style", "b", "--content", "c", "-o", "o",
                                       "--widths", "16,32,64", "--residual", "3"])
     assert slim.widths == (16, 32, 64) and slim.residual == 3

@@ -252,3 +252,13 @@ def test_logits_are_the_output_before_its_sigmoid() -> None:
     x = torch.rand(1, 3, 37, 45)  # not a multiple of 4: padded and cropped the same way on both paths
     with torch.no_grad():
         assert torch.allclose(torch.sigmoid(net(x, logits=True)), net(x), atol=1e-6)
+
+
+def test_end_kernel_sets_the_full_resolution_convolutions() -> None:
+    net = FF.TransformerNet(FF.TransformerConfig(widths=(4, 8, 8), n_residual=1, end_kernel=5)).eval()
+    assert net.down[0].conv.kernel_size == (5, 5) and net.out[1].kernel_size == (5, 5)
+    x = torch.rand(1, 3, 37, 41)
+    assert net(x).shape == x.shape
+    assert FF.TransformerConfig().end_kernel == 9  # Johnson's, and what configs saved before the field meant
+    with pytest.raises(ConfigError, match="odd"):
+        FF.TransformerConfig(end_kernel=4)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 #: FeedForwardTrainConfig's defaults, spelled out so building the parser imports no torch (a test keeps them equal).
 FEEDFORWARD_DEFAULTS = {"steps": 10000, "batch": 4, "crop": 256, "lr": 1e-3, "lr_decay": 0.0, "style_weight": 10.0,
                         "tv_weight": 1.0, "saturation_weight": 1.0, "style_size": 512, "widths": (32, 64, 128),
-                        "n_residual": 5}
+                        "n_residual": 5, "end_kernel": 9}
 #: StyleBankTrainConfig.steps and style_steps, and ADD_STYLE_STEPS (a test keeps them equal).
 STYLEBANK_STEPS, STYLEBANK_STYLE_STEPS, STYLEBANK_ADD_STEPS = 10000, 2, 3000
 
@@ -68,6 +68,8 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                             "~2.7x faster)")
         p.add_argument("--residual", type=int, default=FEEDFORWARD_DEFAULTS["n_residual"], metavar="N",
                        help="residual blocks at 1/4 resolution")
+        p.add_argument("--end-kernel", type=int, default=FEEDFORWARD_DEFAULTS["end_kernel"], metavar="K",
+                       help="size of the first and last full-resolution convolutions (Johnson's 9; 5 is faster)")
 
     sb = tsub.add_parser("stylebank", help="train one auto-encoder with a style bank per painting, or add a "
                                            "painting to a trained one (Chen et al. 2017)")
@@ -187,6 +189,7 @@ def _run_feedforward(args: argparse.Namespace) -> int:
         tv_weight=args.tv_weight, style_size=args.style_size, exclude=args.exclude, seed=args.seed,
         precision=args.precision, checkpoint_every=args.checkpoint_every, command=_command(),
         saturation_weight=args.saturation_weight, widths=args.widths, n_residual=args.residual,
+        end_kernel=args.end_kernel,
     )
     progress, close = _progress(f"train {args.train_method}", args.quiet)
     try:

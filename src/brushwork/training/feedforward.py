@@ -17,7 +17,7 @@ import math
 import platform
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ class FeedForwardTrainConfig:
     log_every: int = 10
     widths: tuple[int, ...] = (32, 64, 128)
     n_residual: int = 5
+    end_kernel: int = 9
     exclude: list[str] = field(default_factory=list)  # file-name globs held out of the content folders
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -132,7 +133,8 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
     dev = resolve_device(device)
     torch.backends.cudnn.benchmark = dev.type == "cuda"  # fixed crop sizes: let cuDNN pick its fastest convs
     dtype = resolve_precision(cfg.precision, dev)
-    net_cfg = TransformerConfig(widths=tuple(cfg.widths), n_residual=cfg.n_residual, n_styles=len(cfg.styles),
+    net_cfg = TransformerConfig(widths=tuple(cfg.widths), n_residual=cfg.n_residual, end_kernel=cfg.end_kernel,
+                                n_styles=len(cfg.styles),
                                 style_names=tuple(cfg.names()))
     notes: list[str] = []
     paintings = _load_styles(cfg, notes)  # before the content folders are listed and VGG loaded
@@ -186,7 +188,9 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
                 "net_config": asdict(net_cfg)}
 
     def set_state(state: dict[str, Any]) -> None:
-        saved = state.get("net_config", {})
+        # fields a checkpoint predates (e.g. end_kernel) take their defaults: it was trained with them
+        saved = {**{f.name: f.default for f in fields(TransformerConfig) if f.default is not MISSING},
+                 **state.get("net_config", {})}
         now = asdict(net_cfg)
         if {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()} != \
                 {k: list(v) if isinstance(v, tuple) else v for k, v in now.items()}:
