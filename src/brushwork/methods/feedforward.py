@@ -112,10 +112,8 @@ class ConditionalInstanceNorm2d(nn.Module):
         gamma, beta = self.mix(style_weights)
         if not self.training and gamma.shape[0] == 1:
             # inference: the fused kernel (InstanceNormalization in ONNX) takes its statistics in float32 and
-            # writes x's dtype in one pass, 4.5x faster on a bf16 CPU pass than the four passes below. Outside
-            # autocast, which would cast a bf16 x up to float32 and leave the next layers two full-size copies.
-            with torch.autocast(x.device.type, enabled=False):
-                return F.instance_norm(x, weight=gamma[0].to(x.dtype), bias=beta[0].to(x.dtype), eps=self.eps)
+            # writes x's dtype in one pass, 4.5x faster on a bf16 CPU pass than the four passes below
+            return F.instance_norm(x, weight=gamma[0].to(x.dtype), bias=beta[0].to(x.dtype), eps=self.eps)
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, unbiased=False)
         return (xf - mean) * torch.rsqrt(var + self.eps) * gamma[:, :, None, None] + beta[:, :, None, None]

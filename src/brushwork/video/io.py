@@ -8,6 +8,7 @@ accepts the codec, and re-encoded only when it does not (e.g. AAC into WebM).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -247,6 +248,23 @@ def check_output(output: Path) -> None:
         raise VideoError(f"cannot write {output}: folder {output.parent} is not writable")
 
 
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed over ``path`` when the block ends well and
+    removed otherwise, so ``path`` is whole or untouched. Writer errors become one-line VideoErrors."""
+    av = _av()
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except av.FFmpegError as exc:
+        raise VideoError(f"cannot write {path}: {_reason(exc)}") from exc
+    except OSError as exc:
+        raise VideoError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def encode_segment(frames: Iterable[tuple[int, np.ndarray]], path: str | Path, info: VideoInfo,
                    size: tuple[int, int], *, crf: int = 18, codec_for: str | None = None) -> int:
     """Encode RGB frames ``(pts, HxWx3 uint8)``, video only, into ``path``, with the codec an output
@@ -260,26 +278,17 @@ def encode_segment(frames: Iterable[tuple[int, np.ndarray]], path: str | Path, i
     """
     av = _av()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        with av.open(str(tmp), mode="w") as out:
-            stream = _video_stream(out, (codec_for or path.suffix).lower(), size, info, crf)
-            start: int | None = None
-            for pts, rgb in frames:
-                start = pts if start is None else start
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                frame.pts, frame.time_base = pts - start, info.time_base
-                for p in stream.encode(frame):
-                    out.mux(p)
-            for p in stream.encode(None):
+    start: int | None = None
+    with _replacing(path) as tmp, av.open(str(tmp), mode="w") as out:
+        stream = _video_stream(out, (codec_for or path.suffix).lower(), size, info, crf)
+        for pts, rgb in frames:
+            start = pts if start is None else start
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = pts - start, info.time_base
+            for p in stream.encode(frame):
                 out.mux(p)
-        os.replace(tmp, path)
-    except av.FFmpegError as exc:
-        raise VideoError(f"cannot write {path}: {_reason(exc)}") from exc
-    except OSError as exc:
-        raise VideoError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+        for p in stream.encode(None):
+            out.mux(p)
     if start is None:
         raise VideoError(f"no frames to write to {path}")
     return start
@@ -301,95 +310,89 @@ def join_segments(segments: Sequence[tuple[str | Path, int]], output: str | Path
     if not segments:
         raise VideoError(f"no frames to write to {output}")
     check_output(output)
-    tmp = output.with_name(f".{output.stem}.partial{output.suffix}")
     src = _open_input(info.path) if audio and info.audio_codecs else None
     what = "none"
     try:
-        try:
-            out = av.open(str(tmp), mode="w")
-        except (av.FFmpegError, OSError) as exc:
-            raise VideoError(f"cannot write {output}: {_reason(exc)}") from exc
-        with out:
-            with av.open(str(segments[0][0])) as first:
-                vstream = out.add_stream_from_template(first.streams.video[0])
-            vstream.codec_context.framerate = info.fps  # the template only knows its time base (Matroska's
-            vstream.time_base = info.time_base  # default duration would read 1/time base as the fps)
-            audio_map: dict[int, tuple[Any, bool]] = {}
-            if src is not None:
-                for s in src.streams.audio:
-                    if _can_copy(out.format.name, s):
-                        audio_map[s.index] = (out.add_stream_from_template(s), True)
-                    else:
-                        codec = "aac" if "aac" in out.supported_codecs else out.default_audio_codec
-                        rate = s.codec_context.sample_rate or 48000
-                        rates = av.Codec(codec, "w").audio_rates
-                        if rates and rate not in rates:  # e.g. Opus: 48 kHz and a few lower rates only
-                            rate = min(rates, key=lambda r: (r < rate, abs(r - rate)))
-                        a = out.add_stream(codec, rate=rate)
-                        a.layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
-                        audio_map[s.index] = (a, False)
-                        what = f"re-encoded ({codec})"
-                if what == "none":
-                    what = "copied"
-            out.start_encoding()  # the muxer settles its time bases here (Matroska: ms), before any packet
-            end_time = float(end_pts * info.time_base) if end_pts is not None else None
-            audio_packets = src.demux(*[src.streams[i] for i in audio_map]) if audio_map else iter(())
-            pending: list[Any] = []  # audio packets read ahead of the video
+        with _replacing(output) as tmp:
+            try:
+                out = av.open(str(tmp), mode="w")
+            except (av.FFmpegError, OSError) as exc:
+                raise VideoError(f"cannot write {output}: {_reason(exc)}") from exc
+            with out:
+                with av.open(str(segments[0][0])) as first:
+                    vstream = out.add_stream_from_template(first.streams.video[0])
+                vstream.codec_context.framerate = info.fps  # the template only knows its time base (Matroska's
+                vstream.time_base = info.time_base  # default duration would read 1/time base as the fps)
+                audio_map: dict[int, tuple[Any, bool]] = {}
+                if src is not None:
+                    for s in src.streams.audio:
+                        if _can_copy(out.format.name, s):
+                            audio_map[s.index] = (out.add_stream_from_template(s), True)
+                        else:
+                            codec = "aac" if "aac" in out.supported_codecs else out.default_audio_codec
+                            rate = s.codec_context.sample_rate or 48000
+                            rates = av.Codec(codec, "w").audio_rates
+                            if rates and rate not in rates:  # e.g. Opus: 48 kHz and a few lower rates only
+                                rate = min(rates, key=lambda r: (r < rate, abs(r - rate)))
+                            a = out.add_stream(codec, rate=rate)
+                            a.layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
+                            audio_map[s.index] = (a, False)
+                            what = f"re-encoded ({codec})"
+                    if what == "none":
+                        what = "copied"
+                out.start_encoding()  # the muxer settles its time bases here (Matroska: ms), before any packet
+                end_time = float(end_pts * info.time_base) if end_pts is not None else None
+                audio_packets = src.demux(*[src.streams[i] for i in audio_map]) if audio_map else iter(())
+                pending: list[Any] = []  # audio packets read ahead of the video
 
-            def mux_audio_until(t: float | None) -> None:
-                """Write the audio packets that start before ``t`` (None: all that are left)."""
-                while True:
-                    if not pending:
-                        pkt = next(audio_packets, None)
-                        if pkt is None:
+                def mux_audio_until(t: float | None) -> None:
+                    """Write the audio packets that start before ``t`` (None: all that are left)."""
+                    while True:
+                        if not pending:
+                            pkt = next(audio_packets, None)
+                            if pkt is None:
+                                return
+                            pending.append(pkt)
+                        pkt = pending[0]
+                        start = float(pkt.pts * pkt.time_base) if pkt.pts is not None and pkt.time_base else None
+                        if t is not None and start is not None and start > t:
                             return
-                        pending.append(pkt)
-                    pkt = pending[0]
-                    start = float(pkt.pts * pkt.time_base) if pkt.pts is not None and pkt.time_base else None
-                    if t is not None and start is not None and start > t:
-                        return
-                    pending.pop(0)
-                    if end_time is not None and start is not None and start >= end_time:
-                        continue
-                    _mux_audio_packet(out, pkt, audio_map)
+                        pending.pop(0)
+                        if end_time is not None and start is not None and start >= end_time:
+                            continue
+                        _mux_audio_packet(out, pkt, audio_map)
 
-            # Each segment starts with its encoder's reorder delay (DTS before PTS for B-frames); a short
-            # last segment may have less. Give every segment the largest delay, so DTS neither jump
-            # (the muxer would stretch a frame's duration) nor collide where two segments meet.
-            delays = [_reorder_delay(seg) for seg, _ in segments]
-            delay = max(delays)
-            last_dts: Fraction | None = None
-            for (seg, start), own_delay in zip(segments, delays):
-                with av.open(str(seg)) as c:
-                    for p in c.demux(c.streams.video[0]):
-                        if p.dts is None and p.pts is None:
-                            continue  # the demuxer's end-of-stream flush packet
-                        tb = p.time_base
-                        shift = round(start * info.time_base / tb)
-                        p.pts = None if p.pts is None else p.pts + shift
-                        if p.dts is not None:
-                            p.dts += shift - round((delay - own_delay) / tb)
-                            if last_dts is not None and p.dts * tb <= last_dts:  # segments meet: keep DTS rising
-                                p.dts = min(int(last_dts / tb) + 1, p.pts if p.pts is not None else p.dts + 1)
-                            last_dts = p.dts * tb
-                        when = p.dts if p.dts is not None else p.pts
-                        mux_audio_until(float(when * tb))
-                        p.stream = vstream
-                        out.mux(p)
-            mux_audio_until(None)
-            for stream, copied in audio_map.values():
-                if not copied:
-                    for p in stream.encode(None):
-                        out.mux(p)
-        os.replace(tmp, output)
-    except av.FFmpegError as exc:
-        raise VideoError(f"cannot write {output}: {_reason(exc)}") from exc
-    except OSError as exc:
-        raise VideoError(f"cannot write {output}: {exc.strerror or exc}") from exc
+                # Each segment starts with its encoder's reorder delay (DTS before PTS for B-frames); a short
+                # last segment may have less. Give every segment the largest delay, so DTS neither jump
+                # (the muxer would stretch a frame's duration) nor collide where two segments meet.
+                delays = [_reorder_delay(seg) for seg, _ in segments]
+                delay = max(delays)
+                last_dts: Fraction | None = None
+                for (seg, start), own_delay in zip(segments, delays):
+                    with av.open(str(seg)) as c:
+                        for p in c.demux(c.streams.video[0]):
+                            if p.dts is None and p.pts is None:
+                                continue  # the demuxer's end-of-stream flush packet
+                            tb = p.time_base
+                            shift = round(start * info.time_base / tb)
+                            p.pts = None if p.pts is None else p.pts + shift
+                            if p.dts is not None:
+                                p.dts += shift - round((delay - own_delay) / tb)
+                                if last_dts is not None and p.dts * tb <= last_dts:  # segments meet: keep DTS rising
+                                    p.dts = min(int(last_dts / tb) + 1, p.pts if p.pts is not None else p.dts + 1)
+                                last_dts = p.dts * tb
+                            when = p.dts if p.dts is not None else p.pts
+                            mux_audio_until(float(when * tb))
+                            p.stream = vstream
+                            out.mux(p)
+                mux_audio_until(None)
+                for stream, copied in audio_map.values():
+                    if not copied:
+                        for p in stream.encode(None):
+                            out.mux(p)
     finally:
         if src is not None:
             src.close()
-        tmp.unlink(missing_ok=True)
     return what
 
 
