@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from brushwork.errors import ModelError
+from brushwork.runtime import reuse_freed_memory
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 
@@ -55,7 +56,10 @@ def read_config(folder: str | Path, kinds: Collection[str], fmt: int, *, folder_
 def frozen(model: nn.Module, device: torch.device | str = "cpu",
            memory_format: torch.memory_format = torch.channels_last) -> nn.Module:
     """``model`` for inference: on ``device``, eval mode, no gradients, in ``memory_format``
-    (channels_last: faster oneDNN/cuDNN convs; see :func:`norm_net_memory_format` for nets with norms)."""
+    (channels_last: faster oneDNN/cuDNN convs; see :func:`norm_net_memory_format` for nets with norms).
+    On CPU it also lets malloc reuse freed feature maps (:func:`~brushwork.runtime.reuse_freed_memory`)."""
+    if torch.device(device).type == "cpu":
+        reuse_freed_memory()
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)

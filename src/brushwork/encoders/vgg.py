@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from brushwork.errors import ConfigError, ModelError, did_you_mean
+from brushwork.runtime import reuse_freed_memory
 
 if TYPE_CHECKING:
     from brushwork.encoders.weights import WeightSpec
@@ -161,6 +162,8 @@ def load_encoder(
     """
     from brushwork.encoders.weights import get_weight_spec
 
+    if torch.device(device).type == "cpu":
+        reuse_freed_memory()  # optimization and training allocate the same feature maps every step
     enc = VGGEncoder(get_weight_spec(source), pooling=pooling, last_layer=last_layer).to(device)
     if channels_last:
         enc = enc.to(memory_format=torch.channels_last)
