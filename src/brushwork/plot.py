@@ -27,7 +27,8 @@ def plot_losses(history: Sequence[dict[str, float]], path: str | Path, title: st
     path = Path(path)
     steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for key, colour in (("total", "black"), ("style", "tab:red"), ("content", "tab:blue"), ("tv", "tab:green")):
+    for key, colour in (("total", "black"), ("style", "tab:red"), ("content", "tab:blue"), ("tv", "tab:green"),
+                        ("l1", "tab:purple")):
         values = [h[key] for h in history if key in h]
         if values and any(v > 0 for v in values):
             ax.plot(steps[: len(values)], values, label=key, color=colour, linewidth=1.4)

@@ -1,0 +1,210 @@
+"""Distillation: a trained johnson/cin net teaches a smaller, faster one.
+
+Perceptual-loss training needs VGG19 forward and backward passes and a GPU's hours; copying
+a trained net needs neither. The student (smaller end kernels, fewer residual blocks or
+channels) starts from the teacher's weights wherever they fit (a smaller kernel takes the
+teacher kernel's centre) and learns to reproduce the teacher's output pixel for pixel (L1)
+on random photo crops, so hours of style training carry over and a CPU finishes the
+copy in an hour. Batches mix single styles and random two-style blends, so the student
+also blends as the teacher does. Resumable like every trainer (:mod:`brushwork.training.loop`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from brushwork.errors import ConfigError
+from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+from brushwork.pretrained import WEIGHTS, frozen, norm_net_memory_format
+from brushwork.registry import resolve_model
+from brushwork.runtime import autocast, resolve_device, resolve_precision
+from brushwork.training import distributed
+from brushwork.training.data import RandomCrops
+from brushwork.training.feedforward import SATURATION_LOGIT
+from brushwork.training.loop import LoopConfig, read_log
+
+
+@dataclass
+class DistillConfig:
+    """A distillation run. ``widths``/``n_residual``/``end_kernel`` None keep the teacher's.
+
+    ``lr`` 2e-4: a fifth of from-scratch training, since the student starts close to the
+    teacher and a large step would first undo what it copied. ``blend``: the share of batch
+    items that train a random blend of two styles rather than one style.
+    """
+
+    teacher: str  # a model folder, a shipped model's name or one of its styles
+    content: list[str]
+    out_dir: str
+    widths: tuple[int, ...] | None = None
+    n_residual: int | None = None
+    end_kernel: int | None = None
+    steps: int = 3000
+    batch: int = 8
+    crop: int = 256
+    lr: float = 2e-4
+    lr_decay: float = 0.0
+    blend: float = 0.25
+    saturation_weight: float = 1.0
+    seed: int = 0
+    precision: str = "auto"
+    checkpoint_every: int = 200
+    log_every: int = 10
+    exclude: list[str] = field(default_factory=list)
+    command: str = ""
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch < 1:
+            raise ConfigError(f"need steps >= 1 and batch >= 1, got {self.steps} and {self.batch}")
+        if self.crop < 64 or self.crop % 4:
+            raise ConfigError(f"crop must be a multiple of 4 and at least 64 px, got {self.crop}")
+        if not 0 <= self.blend <= 1:
+            raise ConfigError(f"blend must be between 0 and 1, got {self.blend}")
+        for name in ("lr", "lr_decay", "saturation_weight"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise ConfigError(f"{name.replace('_', '-')} must be a number {'>' if name == 'lr' else '>='} 0, "
+                                  f"got {v}")
+
+
+def student_config(teacher: TransformerConfig, cfg: DistillConfig) -> TransformerConfig:
+    """The teacher's config with the sizes ``cfg`` changes (same styles, same names)."""
+    changes = {k: v for k, v in (("widths", cfg.widths), ("n_residual", cfg.n_residual),
+                                 ("end_kernel", cfg.end_kernel)) if v is not None}
+    return replace(teacher, **changes)
+
+
+def transfer_weights(student: nn.Module, teacher: nn.Module) -> list[str]:
+    """Copy every teacher tensor whose name the student shares into it; returns the names left as initialised.
+
+    Same shape: copied. A conv kernel that is smaller but otherwise alike takes the teacher
+    kernel's centre (the taps that matter most). Anything else (other channel counts,
+    residual blocks the teacher lacks) keeps its fresh initialisation for training to fill.
+    """
+    src = teacher.state_dict()
+    fresh = []
+    with torch.no_grad():
+        for name, param in student.state_dict().items():
+            t = src.get(name)
+            if t is not None and t.shape == param.shape:
+                param.copy_(t)
+            elif (t is not None and t.dim() == 4 and t.shape[:2] == param.shape[:2]
+                  and all(a >= b and (a - b) % 2 == 0 for a, b in zip(t.shape[2:], param.shape[2:]))):
+                dh, dw = (t.shape[2] - param.shape[2]) // 2, (t.shape[3] - param.shape[3]) // 2
+                param.copy_(t[:, :, dh : dh + param.shape[2], dw : dw + param.shape[3]])
+            else:
+                fresh.append(name)
+    return fresh
+
+
+def random_style_weights(n_styles: int, batch: int, blend: float, rng: random.Random) -> torch.Tensor:
+    """``(batch, n_styles)`` rows: one-hot (one style), or with probability ``blend`` a random convex pair."""
+    w = torch.zeros(batch, n_styles)
+    for i in range(batch):
+        a = rng.randrange(n_styles)
+        if n_styles > 1 and rng.random() < blend:
+            b = rng.choice([k for k in range(n_styles) if k != a])
+            t = rng.random()
+            w[i, a], w[i, b] = t, 1 - t
+        else:
+            w[i, a] = 1.0
+    return w
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
+                        progress: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
+    """Train (or resume) a student of ``cfg.teacher`` in ``cfg.out_dir``; returns the student's model folder."""
+    cfg.validate()
+    dev = resolve_device(device)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+    dtype = resolve_precision(cfg.precision, dev)
+    teacher_dir, _style = resolve_model(cfg.teacher)
+    teacher_net = TransformerNet.from_pretrained(teacher_dir)
+    teacher_sha = _sha256(teacher_dir / WEIGHTS)
+    net_cfg = student_config(teacher_net.config, cfg)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=distributed.rank_seed(cfg.seed), exclude=cfg.exclude)
+    c_iter = iter(contents)
+    picker = random.Random(distributed.rank_seed(cfg.seed) + 2)
+    layout = norm_net_memory_format(dev)
+    net = TransformerNet(net_cfg)
+    fresh = transfer_weights(net, teacher_net)
+    net = net.to(dev).to(memory_format=layout).train()
+    teacher = frozen(teacher_net, dev, layout)
+    model = distributed.wrap(net)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
+    scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and dtype == torch.float16)
+
+    def step_fn(step: int) -> dict[str, float]:
+        c = next(c_iter).to(dev, non_blocking=True).contiguous(memory_format=layout)
+        w = random_style_weights(net_cfg.n_styles, c.shape[0], cfg.blend, picker).to(dev)
+        with torch.no_grad(), autocast(dev, dtype):
+            target = teacher(c, w).float()
+        with autocast(dev, dtype):
+            z = model(c, w, logits=True).float()
+        loss_px = (torch.sigmoid(z) - target).abs().mean()
+        loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
+        loss = loss_px + cfg.saturation_weight * loss_sat
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        return {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach()), "total": float(loss.detach())}
+
+    def get_state() -> dict[str, Any]:
+        return {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "contents": contents.state(), "picker": picker.getstate(), "torch_rng": torch.get_rng_state(),
+                "net_config": asdict(net_cfg), "teacher_sha256": teacher_sha}
+
+    def set_state(state: dict[str, Any]) -> None:
+        same_net = json.dumps(state.get("net_config"), sort_keys=True) == json.dumps(asdict(net_cfg), sort_keys=True)
+        if state.get("teacher_sha256") != teacher_sha or not same_net:
+            raise ConfigError(f"the checkpoint in {out} is of another teacher or student size: "
+                              "use another output folder")
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        contents.load_state(state["contents"])
+        rng = state["picker"]
+        picker.setstate((rng[0], tuple(rng[1]), rng[2]))
+        torch.set_rng_state(state["torch_rng"])
+
+    loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
+    distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)
+    if not distributed.is_main():
+        distributed.barrier()
+        return out / "model"
+    history = read_log(out)
+    meta = {"training": {**asdict(cfg), "kind": net_cfg.kind, "method": "distill",
+                         "teacher_path": str(teacher_dir), "teacher_sha256": teacher_sha,
+                         "teacher_config": {k: v for k, v in asdict(teacher_net.config).items()
+                                            if k in ("widths", "n_residual", "end_kernel")},
+                         "initialised_fresh": fresh, "device": str(dev),
+                         "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
+                         "machine": platform.machine(), "final": history[-1] if history else {},
+                         "skipped_files": contents.skipped}}
+    net.eval().save_pretrained(out / "model", meta=meta)
+    from brushwork.plot import plot_losses
+
+    plot_losses(history, out / "losses.png", title=f"distilling {teacher_dir.name} ({cfg.steps} steps)")
+    (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
+    distributed.barrier()
+    return out / "model"

@@ -1,0 +1,152 @@
+"""``brushwork train distill``: weight transfer, style sampling, a real (tiny) run, resume and errors."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork.cli.main import build_parser, main
+from brushwork.cli.train import DISTILL_DEFAULTS
+from brushwork.errors import ConfigError
+from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+from brushwork.training.distill import (
+    DistillConfig,
+    distill_feedforward,
+    random_style_weights,
+    student_config,
+    transfer_weights,
+)
+
+NAMES = ("waves", "dots", "stripes")
+
+
+def _teacher_net(seed: int = 0) -> TransformerNet:
+    torch.manual_seed(seed)
+    net = TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=2, end_kernel=9, n_styles=3,
+                                           style_names=NAMES))
+    with torch.no_grad():  # distinct per-style rows, as a trained CIN net has
+        for m in net.modules():
+            if hasattr(m, "gamma"):
+                m.gamma.add_(0.3 * torch.randn_like(m.gamma))
+                m.beta.add_(0.3 * torch.randn_like(m.beta))
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    return _teacher_net().save_pretrained(tmp_path_factory.mktemp("teacher") / "model")
+
+
+@pytest.fixture(scope="module")
+def content(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(4):  # smooth gradients with a few blocks: photo-like, unlike white noise
+        y, x = np.mgrid[0:80, 0:96] / 96.0
+        img = np.stack([x, y, (x + y) / 2], -1) * rng.uniform(0.5, 1, 3)
+        img[rng.integers(0, 60):][:20, rng.integers(0, 70):][:, :25] = rng.random(3)
+        Image.fromarray((img * 255).astype(np.uint8)).save(root / f"photo_{i}.png")
+    return root
+
+
+def _cfg(teacher: Path, content: Path, out: Path, steps: int, **kw) -> DistillConfig:
+    return DistillConfig(teacher=str(teacher), content=[str(content)], out_dir=str(out), steps=steps, batch=2,
+                         crop=64, checkpoint_every=5, log_every=1, precision="fp32", **kw)
+
+
+def test_same_size_student_is_an_exact_copy():
+    t = _teacher_net()
+    s = TransformerNet(t.config).eval()
+    assert transfer_weights(s, t) == []
+    x, w = torch.rand(1, 3, 32, 40), torch.tensor([[0.3, 0.7, 0.0]])
+    assert torch.equal(s(x, w), t(x, w))
+
+
+def test_smaller_kernels_take_the_centre_and_new_layers_start_fresh():
+    t = _teacher_net()
+    small = TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=3, end_kernel=5, n_styles=3,
+                                             style_names=NAMES))
+    fresh = transfer_weights(small, t)
+    assert torch.equal(small.down[0].conv.weight, t.down[0].conv.weight[:, :, 2:7, 2:7])
+    assert torch.equal(small.out[1].weight, t.out[1].weight[:, :, 2:7, 2:7])
+    assert torch.equal(small.res[1].b.conv.weight, t.res[1].b.conv.weight)
+    assert fresh and all(name.startswith("res.2.") for name in fresh)  # the block the teacher lacks
+    narrow = TransformerNet(TransformerConfig(widths=(2, 8, 8), n_styles=3, style_names=NAMES))
+    assert "down.0.conv.weight" in transfer_weights(narrow, t)
+
+
+def test_student_config_keeps_styles_and_changes_only_what_is_asked():
+    t = _teacher_net().config
+    s = student_config(t, DistillConfig(teacher="x", content=[], out_dir="o", end_kernel=5))
+    assert (s.end_kernel, s.widths, s.n_residual, s.style_names) == (5, t.widths, t.n_residual, NAMES)
+
+
+def test_random_style_weights_are_convex_one_hot_or_pairs():
+    rng = random.Random(0)
+    w = random_style_weights(3, 200, 0.5, rng)
+    assert torch.allclose(w.sum(1), torch.ones(200)) and (w >= 0).all()
+    nonzero = (w > 0).sum(1)
+    assert set(nonzero.tolist()) <= {1, 2} and 60 < int((nonzero == 2).sum()) < 140
+    assert ((random_style_weights(3, 50, 0.0, rng) > 0).sum(1) == 1).all()
+    assert torch.equal(random_style_weights(1, 4, 1.0, rng), torch.ones(4, 1))
+
+
+def _gap(student: TransformerNet, teacher: TransformerNet, content: Path) -> float:
+    """Mean |student - teacher| over the photos and every style."""
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255).permute(2, 0, 1)
+                     for p in sorted(content.glob("*.png"))])
+    with torch.no_grad():
+        return float(sum((student(x, w[None]) - teacher(x, w[None])).abs().mean() for w in torch.eye(3)) / 3)
+
+
+def test_distill_learns_the_teacher_and_resumes(teacher, content, tmp_path):
+    model = distill_feedforward(_cfg(teacher, content, tmp_path / "a", 100, end_kernel=3, lr=3e-3))
+    t = TransformerNet.from_pretrained(teacher)
+    start = TransformerNet(student_config(t.config, _cfg(teacher, content, tmp_path, 1, end_kernel=3))).eval()
+    transfer_weights(start, t)
+    before, after = _gap(start, t, content), _gap(TransformerNet.from_pretrained(model), t, content)
+    assert after < 0.8 * before, (before, after)  # the centre-cropped 3x3 ends learned back towards the 9x9 ones
+    student = TransformerNet.from_pretrained(model)
+    assert student.config.end_kernel == 3 and student.style_names == NAMES and student.config.kind == "cin"
+    meta = json.loads((model / "training.json").read_text())
+    assert meta["method"] == "distill" and meta["teacher_config"]["end_kernel"] == 9
+    assert len(meta["teacher_sha256"]) == 64
+    assert (tmp_path / "a" / "losses.png").is_file()
+    # killed after its step-5 checkpoint, resumed to step 10: the log continues without a gap
+    distill_feedforward(_cfg(teacher, content, tmp_path / "b", 5, end_kernel=3))
+    distill_feedforward(_cfg(teacher, content, tmp_path / "b", 10, end_kernel=3))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 11))
+    with pytest.raises(ConfigError, match="another teacher or student size"):
+        distill_feedforward(_cfg(teacher, content, tmp_path / "b", 12, end_kernel=5))
+
+
+def test_bad_settings_are_one_line_errors(teacher, content, tmp_path):
+    with pytest.raises(ConfigError, match="blend"):
+        distill_feedforward(_cfg(teacher, content, tmp_path / "c", 2, blend=1.5))
+    with pytest.raises(ConfigError, match="end kernel"):
+        distill_feedforward(_cfg(teacher, content, tmp_path / "c", 2, end_kernel=4))
+    with pytest.raises(ConfigError, match="unknown model"):
+        distill_feedforward(_cfg("no_such_model", content, tmp_path / "c", 2))
+
+
+def test_cli_distill_and_its_defaults(teacher, content, tmp_path, capsys):
+    defaults = {f.name: f.default for f in fields(DistillConfig)}
+    assert all(defaults[k] == v for k, v in DISTILL_DEFAULTS.items())
+    args = build_parser().parse_args(["train", "distill", "--teacher", "cin", "--content", "c", "-o", "o"])
+    assert (args.widths, args.residual, args.end_kernel, args.blend) == (None, None, None, defaults["blend"])
+    assert main(["train", "distill", "--teacher", str(teacher), "--content", str(content), "-o", str(tmp_path / "d"),
+                 "--steps", "2", "--batch", "1", "--crop", "64", "--residual", "1", "-q"]) == 0
+    assert "distilled model ->" in capsys.readouterr().out
+    assert TransformerNet.from_pretrained(tmp_path / "d" / "model").config.n_residual == 1
+    assert main(["train", "distill", "--teacher", "starry_nite", "--content", str(content), "-o",
+                 str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("brushwork: error: unknown model 'starry_nite'") and "\n" not in err
