@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import DEFAULT_DATA, peak_rss_gib, run_child, table, write_report
+from common import DEFAULT_DATA, labelled_grid, peak_rss_gib, run_child, table, write_report
 
 ENGINES = ("torch bf16", "torch fp32", "onnx fp32", "onnx int8")
 PHOTOS = ("content/golden_gate.jpg", "content/brad_pitt.jpg", "content/stata_center.jpg")
@@ -205,35 +205,17 @@ def contact_sheet(files: dict[str, Path], cin: str | None, names: list[str], mod
 
     The photo is matplotlib's Grace Hopper (US Navy, public domain), so the sheet can be published.
     """
-    from PIL import Image, ImageDraw
-
     from brushwork.demo import demo_photo
     from brushwork.styles import preset_info
 
     photo = demo_photo()
-    rows: list[tuple[str, list[Image.Image]]] = []
+    rows: list[tuple[str, list[Any]]] = []
+    styles = names or [r["name"] for r in preset_info()][:8]  # AdaIN: the same paintings, from presets
     for model in models:
-        styles = names or [r["name"] for r in preset_info()][:8]  # AdaIN: the same paintings, from presets
         for engine in ("torch bf16", "onnx fp32", "onnx int8"):
             run = build(model, engine, files, cin)
-            tiles = [run(photo, 384, style) for style in styles]
-            rows.append((f"{model} {engine}", [t.resize((round(t.width * height / t.height), height)) for t in tiles]))
-    label_w, pad, head = 110, 4, 18
-    width = label_w + max(sum(t.width + pad for t in tiles) for _, tiles in rows)
-    sheet = Image.new("RGB", (width, head + len(rows) * (height + pad)), "white")
-    draw = ImageDraw.Draw(sheet)
-    x = label_w
-    for style, tile in zip(styles, rows[0][1]):
-        draw.text((x + 2, 3), style.replace("_", " ")[:26], fill="black")
-        x += tile.width + pad
-    for i, (label, tiles) in enumerate(rows):
-        y = head + i * (height + pad)
-        draw.text((6, y + height // 2), label, fill="black")
-        x = label_w
-        for tile in tiles:
-            sheet.paste(tile, (x, y))
-            x += tile.width + pad
-    sheet.save(out, quality=82, optimize=True)
+            rows.append((f"{model} {engine}", [run(photo, 384, style) for style in styles]))
+    labelled_grid(rows, styles, out, height)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,3 +41,27 @@ def write_report(text: str, out: Path | None) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+
+
+def labelled_grid(rows: list[tuple[str, list[Any]]], headers: list[str], out: Path, height: int = 192,
+                  label_w: int = 110) -> None:
+    """Save rows of PIL tiles (scaled to ``height``) as one JPEG: a label left of each row, headers on top."""
+    from PIL import Image, ImageDraw
+
+    rows = [(label, [t.resize((round(t.width * height / t.height), height)) for t in tiles]) for label, tiles in rows]
+    pad, head = 4, 18
+    width = label_w + max(sum(t.width + pad for t in tiles) for _, tiles in rows)
+    sheet = Image.new("RGB", (width, head + len(rows) * (height + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = label_w
+    for text, tile in zip(headers, rows[0][1]):
+        draw.text((x + 2, 3), text.replace("_", " ")[:26], fill="black")
+        x += tile.width + pad
+    for i, (label, tiles) in enumerate(rows):
+        y = head + i * (height + pad)
+        draw.text((6, y + height // 2), label, fill="black")
+        x = label_w
+        for tile in tiles:
+            sheet.paste(tile, (x, y))
+            x += tile.width + pad
+    sheet.save(out, quality=82, optimize=True)

@@ -23,7 +23,7 @@ from brushwork.methods.adain import ENCODER_LAYER, STYLE_LAYERS, AdaINDecoder, D
 from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
-from brushwork.training.loop import LoopConfig, read_log
+from brushwork.training.loop import LoopConfig, optimizer_step, read_log
 
 
 @dataclass
@@ -88,11 +88,7 @@ def train_adain(cfg: AdaINTrainConfig, device: str | torch.device = "cpu",
         loss_c = content_loss(g_feats[ENCODER_LAYER], target)
         loss_s = sum(mean_std_loss(g_feats[k], *s_stats[k]) for k in STYLE_LAYERS) / len(STYLE_LAYERS)
         loss = loss_c + cfg.style_weight * loss_s
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        optimizer_step(loss, opt, scaler, sched)
         return {"content": float(loss_c.detach()), "style": float(loss_s.detach()), "total": float(loss.detach())}
 
     def get_state() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
 from brushwork.training.feedforward import SATURATION_LOGIT
-from brushwork.training.loop import LoopConfig, read_log
+from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, read_log, restore_net_run
 
 
 @dataclass
@@ -162,30 +162,19 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
         loss_px = (torch.sigmoid(z) - target).abs().mean()
         loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
         loss = loss_px + cfg.saturation_weight * loss_sat
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        optimizer_step(loss, opt, scaler, sched)
         return {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach()), "total": float(loss.detach())}
 
     def get_state() -> dict[str, Any]:
-        return {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "contents": contents.state(), "picker": picker.getstate(), "torch_rng": torch.get_rng_state(),
-                "net_config": asdict(net_cfg), "teacher_sha256": teacher_sha}
+        return {**net_run_state(net, opt, sched, contents, picker), "net_config": asdict(net_cfg),
+                "teacher_sha256": teacher_sha}
 
     def set_state(state: dict[str, Any]) -> None:
         same_net = json.dumps(state.get("net_config"), sort_keys=True) == json.dumps(asdict(net_cfg), sort_keys=True)
         if state.get("teacher_sha256") != teacher_sha or not same_net:
             raise ConfigError(f"the checkpoint in {out} is of another teacher or student size: "
                               "use another output folder")
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        contents.load_state(state["contents"])
-        rng = state["picker"]
-        picker.setstate((rng[0], tuple(rng[1]), rng[2]))
-        torch.set_rng_state(state["torch_rng"])
+        restore_net_run(state, net, opt, sched, contents, picker)
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
     distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)

@@ -33,7 +33,7 @@ from brushwork.methods.feedforward import TransformerConfig, TransformerNet
 from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
-from brushwork.training.loop import LoopConfig, read_log
+from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, read_log, restore_net_run
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -173,19 +173,13 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
         loss_tv = tv_loss(g)
         loss_sat = (z.float().abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
         loss = loss_c + cfg.style_weight * loss_s + cfg.tv_weight * loss_tv + cfg.saturation_weight * loss_sat
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        optimizer_step(loss, opt, scaler, sched)
         losses = {"content": float(loss_c.detach()), "style": float(loss_s.detach()),
                   "tv": float(loss_tv.detach()), "saturation": float(loss_sat.detach()), "total": float(loss.detach())}
         return {**losses, "style_index": k} if len(targets) > 1 else losses
 
     def get_state() -> dict[str, Any]:
-        return {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "contents": contents.state(), "picker": picker.getstate(), "torch_rng": torch.get_rng_state(),
-                "net_config": asdict(net_cfg)}
+        return {**net_run_state(net, opt, sched, contents, picker), "net_config": asdict(net_cfg)}
 
     def set_state(state: dict[str, Any]) -> None:
         # fields a checkpoint predates (e.g. end_kernel) take their defaults: it was trained with them
@@ -196,13 +190,7 @@ def train_feedforward(cfg: FeedForwardTrainConfig, device: str | torch.device = 
                 {k: list(v) if isinstance(v, tuple) else v for k, v in now.items()}:
             raise ConfigError(f"the checkpoint in {out} is of another net (styles {list(saved.get('style_names', []))}"
                               f", widths {list(saved.get('widths', []))}): use another output folder")
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        contents.load_state(state["contents"])
-        rng = state["picker"]
-        picker.setstate((rng[0], tuple(rng[1]), rng[2]))
-        torch.set_rng_state(state["torch_rng"])
+        restore_net_run(state, net, opt, sched, contents, picker)
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
     distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)

@@ -41,6 +41,35 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   sched: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """One update as every trainer makes it: fresh gradients, the (fp16-scaled) step, the lr schedule."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    sched.step()
+
+
+def net_run_state(net: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+                  contents: Any, picker: Any) -> dict[str, Any]:
+    """What a net's run needs to resume exactly: weights, optimizer, schedule, data order and both RNGs."""
+    return {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+            "contents": contents.state(), "picker": picker.getstate(), "torch_rng": torch.get_rng_state()}
+
+
+def restore_net_run(state: dict[str, Any], net: torch.nn.Module, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler, contents: Any, picker: Any) -> None:
+    """The inverse of :func:`net_run_state` (a checkpoint stores the picker's state tuple as lists)."""
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    contents.load_state(state["contents"])
+    rng = state["picker"]
+    picker.setstate((rng[0], tuple(rng[1]), rng[2]))
+    torch.set_rng_state(state["torch_rng"])
+
+
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None

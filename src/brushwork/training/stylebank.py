@@ -39,7 +39,7 @@ from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
 from brushwork.training.feedforward import CONTENT_LAYER, MIN_STYLE_SIZE, STYLE_LAYERS, check_perceptual_settings
-from brushwork.training.loop import LoopConfig, read_log
+from brushwork.training.loop import LoopConfig, optimizer_step, read_log
 
 #: ``brushwork train stylebank --add-style`` default: a bank alone converges far sooner than a whole net.
 ADD_STYLE_STEPS = 3000
@@ -207,11 +207,7 @@ def train_stylebank(cfg: StyleBankTrainConfig, device: str | torch.device = "cpu
             loss, losses = run.style_loss(model, c, k, n, k)
             if n > 1:
                 losses["style_index"] = k
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        optimizer_step(loss, opt, scaler, sched)
         return losses
 
     def get_state() -> dict[str, Any]:
@@ -275,11 +271,7 @@ def add_stylebank_style(cfg: StyleBankTrainConfig, device: str | torch.device = 
 
     def step_fn(step: int) -> dict[str, float]:
         loss, losses = run.style_loss(model, run.batch(), k, n, 0)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        optimizer_step(loss, opt, scaler, sched)
         return losses
 
     def get_state() -> dict[str, Any]:
