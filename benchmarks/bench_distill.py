@@ -77,7 +77,7 @@ def compare(data: Path, teacher: str, student: str) -> list[dict[str, Any]]:
                 ev = Evaluator(data / photo, painting, size=512)
                 scores["teacher"].append(ev.score(a).as_dict())
                 scores["student"].append(ev.score(b).as_dict())
-        row: dict[str, Any] = {"style": name, "mean |diff| (of 255)": round(statistics.mean(diffs), 2),
+        row: dict[str, Any] = {"style": name, "mean abs diff (of 255)": round(statistics.mean(diffs), 2),
                                "PSNR dB": round(statistics.mean(psnrs), 1)}
         for who, s in scores.items():
             if s:
@@ -102,8 +102,8 @@ def sheet(teacher: str, student: str, out: Path, height: int = 192) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--teacher", required=True, help="model name or folder")
-    ap.add_argument("--student", required=True, help="model name or folder")
+    ap.add_argument("--teacher", help="model name or folder (required)")
+    ap.add_argument("--student", help="model name or folder (required)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         speed_child(json.loads(args.child))
         return 0
+    if not (args.teacher and args.student):
+        ap.error("--teacher and --student are required")
     import torch
     from PIL import Image, ImageOps
 
