@@ -141,23 +141,23 @@ if sys.argv[1] == "1":
     assert reuse_freed_memory()
 x = torch.rand(1, 16, 1024, 1024)  # a slim net's full-size activation: 64 MiB
 faults = []
-for _ in range(4):  # a pass: three new 64 MiB maps, freed at the end
+for _ in range(10):  # a pass: new 64 MiB maps, freed at the end
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     y = F.relu(F.pad(x, (4, 4, 4, 4), mode="reflect") - 0.5)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     del y
-print(sum(faults[1:]))
+print(sum(faults[-3:]))  # the steady state, once the heap has settled
 """
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_reuse_freed_memory_cuts_page_faults_on_repeated_passes() -> None:
     """By default every big buffer is a fresh mmap, faulted in page by page on every pass; with the
-    setting most freed pages are reused (this made a 1024 px CPU pass 1.5x faster)."""
+    setting, once the heap has settled, the freed pages are reused (this made a 1024 px CPU pass 1.5x faster)."""
     def faults(setting: str) -> int:
         out = subprocess.run([sys.executable, "-c", _FAULTS, setting], capture_output=True, text=True, check=True)
         return int(out.stdout.split()[-1])
 
     default = faults("0")
-    assert default > 3 * 40000  # ~16k 4 KiB pages per map, every pass
-    assert faults("1") < default / 2
+    assert default > 3 * 30000  # ~16k 4 KiB pages per map, every pass
+    assert faults("1") < default / 4  # at most one map of the ~9 a default run faults in
