@@ -25,7 +25,8 @@ class ModelInfo:
     path: Path
     styles: tuple[str, ...]
     bytes: int
-    steps: int | None
+    steps: int | None  # style-training steps
+    distill_steps: int | None = None  # steps it was then distilled for (``brushwork train distill``), if it was
 
 
 def models_dir() -> Path:
@@ -45,11 +46,13 @@ def shipped_models() -> list[ModelInfo]:
         if not isinstance(cfg, dict) or not weights.is_file():
             continue
         try:
-            steps = json.loads((folder / "MODEL.json").read_text()).get("steps")
+            card = json.loads((folder / "MODEL.json").read_text())
+            steps, distill_steps = card.get("steps"), card.get("distill_steps")
         except (OSError, ValueError, AttributeError):
-            steps = None
+            steps = distill_steps = None
         styles = tuple(cfg.get("style_names") or ())
-        found.append(ModelInfo(folder.name, str(cfg.get("kind")), folder, styles, weights.stat().st_size, steps))
+        found.append(ModelInfo(folder.name, str(cfg.get("kind")), folder, styles, weights.stat().st_size, steps,
+                               distill_steps))
     return found
 
 

@@ -475,3 +475,12 @@ def test_stylebank_model_through_the_same_option(capsys, images, tmp_path):
     out, _ = run_ok(capsys, "stylize", images["photo"], "--model", folder, "-s", "b", "--size", 64, "--json",
                     "-o", tmp_path / "out.png")
     assert json.loads(out)["styles"] == {"b": 1.0}
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`brushwork models | head -1`: the reader leaves first; no 'internal error', the shell's 141."""
+    proc = subprocess.Popen([sys.executable, "-m", "brushwork", "models"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has written anything: its first write or flush gets EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""

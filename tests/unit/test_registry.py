@@ -21,7 +21,7 @@ def shipped(tmp_path, monkeypatch) -> Path:
     torch.manual_seed(0)
     cfg = TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2, style_names=("waves", "stars"))
     TransformerNet(cfg).save_pretrained(root / "paintings")
-    (root / "paintings" / "MODEL.json").write_text(json.dumps({"steps": 123}))
+    (root / "paintings" / "MODEL.json").write_text(json.dumps({"steps": 123, "distill_steps": 45}))
     (root / "empty").mkdir()
     monkeypatch.setattr(registry, "models_dir", lambda: root)
     return root
@@ -30,6 +30,7 @@ def shipped(tmp_path, monkeypatch) -> Path:
 def test_models_are_found_by_folder_and_style_name(shipped) -> None:
     (info,) = registry.shipped_models()
     assert (info.name, info.kind, info.styles, info.steps) == ("paintings", "cin", ("waves", "stars"), 123)
+    assert info.distill_steps == 45
     assert registry.resolve_model("paintings") == (shipped / "paintings", None)
     assert registry.resolve_model("stars") == (shipped / "paintings", "stars")
     assert registry.resolve_model(shipped / "paintings") == (shipped / "paintings", None)  # a folder as is

@@ -7,6 +7,7 @@ happen only inside commands, so ``brushwork --version`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -445,12 +446,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     rows = shipped_models()
     if args.json:
         print(json.dumps([{"name": m.name, "kind": m.kind, "styles": list(m.styles), "steps": m.steps,
-                           "megabytes": round(m.bytes / 1e6, 2), "path": str(m.path)} for m in rows], indent=2))
+                           "distill_steps": m.distill_steps, "megabytes": round(m.bytes / 1e6, 2),
+                           "path": str(m.path)} for m in rows], indent=2))
         return 0
     for m in rows:
         use = (f"--model {m.styles[0]} or --method cin -s {m.styles[0]}:0.5,{m.styles[-1]}:0.5" if m.kind == "cin"
                else "-s ANY_PAINTING" if m.kind == "adain" else f"--model {m.name}")
-        print(f"{m.name:<10} {m.kind:<9} {m.bytes / 1e6:4.1f} MB  {m.steps or '?'} steps   use: {use}")
+        distilled = f" + {m.distill_steps} distilled" if m.distill_steps else ""
+        print(f"{m.name:<10} {m.kind:<9} {m.bytes / 1e6:4.1f} MB  {m.steps or '?'} steps{distilled}   use: {use}")
         if m.styles:
             print(f"{'':<10} styles: {', '.join(m.styles)}")
     return 0
@@ -508,6 +511,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("brushwork: error: out of memory: use a smaller --size", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `brushwork models | head`: the reader left; say nothing, as Unix tools do
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
     except Exception as exc:  # a bug: one line, the traceback only on request
         if os.environ.get("BRUSHWORK_DEBUG"):
             raise
