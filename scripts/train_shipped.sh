@@ -8,6 +8,8 @@
 # leg resumes from it. After each leg the models are written at the checkpoint step (the same command
 # with --steps N), so RUNS/*/model is always usable. The shipped models' MODEL.json hold the commands
 # with the --steps they were finished at. On CPU use e.g. DEV=cpu B=4 C=128 (hours, not minutes).
+# RUNS/cin_slim/model is the teacher: the shipped CIN net is its distilled copy, made on a CPU by the
+# second command in src/brushwork/models/cin/MODEL.json (brushwork train distill --end-kernel 5).
 set -u
 T=${T:-500}; DEV=${DEV:-cuda}; B=${B:-8}; C=${C:-256}; DATA=${DATA:-.gpu/data}; RUNS=${RUNS:-runs}
 LOGS=${LOGS:-$RUNS}; PY=${PY:-python3}
