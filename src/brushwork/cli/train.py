@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable
+from typing import Any
 
 #: FeedForwardTrainConfig's defaults, spelled out so building the parser imports no torch (a test keeps them equal).
 FEEDFORWARD_DEFAULTS = {"steps": 10000, "batch": 4, "crop": 256, "lr": 1e-3, "lr_decay": 0.0, "style_weight": 10.0,
@@ -137,6 +138,15 @@ def _progress(desc: str, quiet: bool) -> tuple[Callable[[int, int, dict[str, flo
     return progress, close
 
 
+def _train(desc: str, args: argparse.Namespace, trainer: Callable[..., Any], cfg: Any) -> Any:
+    """``trainer(cfg)`` on ``args.device`` with a progress bar that is closed however the run ends."""
+    progress, close = _progress(desc, args.quiet)
+    try:
+        return trainer(cfg, device=args.device, progress=progress)
+    finally:
+        close()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run a trainer; under torchrun each process joins the group first (one rank writes, see training.distributed)."""
     runner = {"johnson": _run_feedforward, "cin": _run_feedforward, "stylebank": _run_stylebank,
@@ -182,11 +192,7 @@ def _run_adain(args: argparse.Namespace) -> int:
         exclude=args.exclude, style_weight=args.style_weight, seed=args.seed, precision=args.precision,
         checkpoint_every=args.checkpoint_every, command=_command(),
     )
-    progress, close = _progress("train adain", args.quiet)
-    try:
-        model = train_adain(cfg, device=args.device, progress=progress)
-    finally:
-        close()
+    model = _train("train adain", args, train_adain, cfg)
     _report(f"decoder -> {model} (use: brushwork stylize photo.jpg -s painting.jpg --method adain --decoder {model})")
     return 0
 
@@ -209,11 +215,7 @@ def _run_feedforward(args: argparse.Namespace) -> int:
         saturation_weight=args.saturation_weight, widths=args.widths, n_residual=args.residual,
         end_kernel=args.end_kernel,
     )
-    progress, close = _progress(f"train {args.train_method}", args.quiet)
-    try:
-        model = train_feedforward(cfg, device=args.device, progress=progress)
-    finally:
-        close()
+    model = _train(f"train {args.train_method}", args, train_feedforward, cfg)
     _report(f"{args.train_method} model ({', '.join(cfg.names())}) -> {model} "
             f"(use: brushwork stylize photo.jpg --model {model} -o out.png)")
     return 0
@@ -228,11 +230,7 @@ def _run_distill(args: argparse.Namespace) -> int:
         lr_decay=args.lr_decay, blend=args.blend, saturation_weight=args.saturation_weight, seed=args.seed,
         precision=args.precision, checkpoint_every=args.checkpoint_every, exclude=args.exclude, command=_command(),
     )
-    progress, close = _progress("train distill", args.quiet)
-    try:
-        model = distill_feedforward(cfg, device=args.device, progress=progress)
-    finally:
-        close()
+    model = _train("train distill", args, distill_feedforward, cfg)
     _report(f"distilled model -> {model} (use: brushwork stylize photo.jpg --model {model} -o out.png)")
     return 0
 
@@ -254,11 +252,8 @@ def _run_stylebank(args: argparse.Namespace) -> int:
         style_steps=args.style_steps, exclude=args.exclude, seed=args.seed, precision=args.precision,
         checkpoint_every=args.checkpoint_every, command=_command(),
     )
-    progress, close = _progress("train stylebank" + (" --add-style" if adding else ""), args.quiet)
-    try:
-        model = (add_stylebank_style if adding else train_stylebank)(cfg, device=args.device, progress=progress)
-    finally:
-        close()
+    model = _train("train stylebank" + (" --add-style" if adding else ""), args,
+                   add_stylebank_style if adding else train_stylebank, cfg)
     what = f"added '{cfg.names()[0]}'" if adding else f"stylebank model ({', '.join(cfg.names())})"
     _report(f"{what} -> {model}")
     return 0
