@@ -11,7 +11,6 @@ also blends as the teacher does. Resumable like every trainer (:mod:`brushwork.t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import platform
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from brushwork.encoders.hub import sha256_of
 from brushwork.errors import ConfigError
 from brushwork.methods.feedforward import TransformerConfig, TransformerNet
 from brushwork.pretrained import WEIGHTS, frozen, norm_net_memory_format
@@ -122,10 +122,6 @@ def random_style_weights(n_styles: int, batch: int, blend: float, rng: random.Ra
     return w
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
                         progress: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
     """Train (or resume) a student of ``cfg.teacher`` in ``cfg.out_dir``; returns the student's model folder."""
@@ -135,7 +131,7 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
     dtype = resolve_precision(cfg.precision, dev)
     teacher_dir, _style = resolve_model(cfg.teacher)
     teacher_net = TransformerNet.from_pretrained(teacher_dir)
-    teacher_sha = _sha256(teacher_dir / WEIGHTS)
+    teacher_sha = sha256_of(teacher_dir / WEIGHTS)
     net_cfg = student_config(teacher_net.config, cfg)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
