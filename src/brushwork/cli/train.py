@@ -16,6 +16,9 @@ FEEDFORWARD_DEFAULTS = {"steps": 10000, "batch": 4, "crop": 256, "lr": 1e-3, "lr
 DISTILL_DEFAULTS = {"steps": 3000, "batch": 8, "crop": 256, "lr": 2e-4, "lr_decay": 0.0}
 #: StyleBankTrainConfig.steps and style_steps, and ADD_STYLE_STEPS (a test keeps them equal).
 STYLEBANK_STEPS, STYLEBANK_STYLE_STEPS, STYLEBANK_ADD_STEPS = 10000, 2, 3000
+#: GhiasiTrainConfig's defaults (a test keeps them equal).
+GHIASI_DEFAULTS = {"steps": 20000, "batch": 4, "crop": 256, "lr": 1e-3, "augment": 4, "style_size": 256,
+                   "widths": (16, 32, 64)}
 
 
 def _common(p: argparse.ArgumentParser, steps: int | None, batch: int, crop: int, lr: float, lr_decay: float,
@@ -89,6 +92,32 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                     help="share of crops trained on a random blend of two styles, so blends match the teacher")
     ds.add_argument("--saturation-weight", type=float, default=FEEDFORWARD_DEFAULTS["saturation_weight"])
 
+    gh = tsub.add_parser("ghiasi", help="train a style-prediction network: any painting in one fast pass "
+                                        "(Ghiasi et al. 2017)")
+    gh.add_argument("--content", action="append", required=True, metavar="DIR", help="folder of photos (repeatable)")
+    gh.add_argument("--styles", action="append", required=True, metavar="DIR",
+                    help="folder of paintings (repeatable; subfolders included)")
+    _common(gh, steps=GHIASI_DEFAULTS["steps"], batch=GHIASI_DEFAULTS["batch"], crop=GHIASI_DEFAULTS["crop"],
+            lr=GHIASI_DEFAULTS["lr"], lr_decay=0.0, style_weight=FEEDFORWARD_DEFAULTS["style_weight"],
+            crop_multiple=4)
+    gh.add_argument("--exclude-style", action="append", default=[], metavar="GLOB",
+                    help="hold out paintings whose file name matches (repeatable)")
+    gh.add_argument("--init", metavar="MODEL", default=None,
+                    help="start the transformer from a trained CIN model of the same layout (e.g. cin, the shipped "
+                         "one); its convolutions then train at lr/5")
+    gh.add_argument("--augment", type=int, default=GHIASI_DEFAULTS["augment"], metavar="N",
+                    help="augmented views per painting in the precomputed bank (hue, saturation, brightness, flips, "
+                         "scale and crop)")
+    gh.add_argument("--style-size", type=int, default=GHIASI_DEFAULTS["style_size"], metavar="PX",
+                    help="the paintings' size for their statistics and style targets")
+    gh.add_argument("--widths", type=_widths, default=GHIASI_DEFAULTS["widths"], metavar="C1,C2,C3")
+    gh.add_argument("--residual", type=int, default=5, metavar="N")
+    gh.add_argument("--end-kernel", type=int, default=5, metavar="K")
+    gh.add_argument("--condition", choices=["all", "decoder"], default="all",
+                    help="norms the embedding drives: all, or residual + upsampling only (Magenta)")
+    gh.add_argument("--tv-weight", type=float, default=FEEDFORWARD_DEFAULTS["tv_weight"])
+    gh.add_argument("--saturation-weight", type=float, default=FEEDFORWARD_DEFAULTS["saturation_weight"])
+
     sb = tsub.add_parser("stylebank", help="train one auto-encoder with a style bank per painting, or add a "
                                            "painting to a trained one (Chen et al. 2017)")
     what = sb.add_mutually_exclusive_group(required=True)
@@ -150,7 +179,7 @@ def _train(desc: str, args: argparse.Namespace, trainer: Callable[..., Any], cfg
 def run(args: argparse.Namespace) -> int:
     """Run a trainer; under torchrun each process joins the group first (one rank writes, see training.distributed)."""
     runner = {"johnson": _run_feedforward, "cin": _run_feedforward, "stylebank": _run_stylebank,
-              "distill": _run_distill}.get(
+              "distill": _run_distill, "ghiasi": _run_ghiasi}.get(
         args.train_method, _run_adain)
     if not _torchrun():
         return runner(args)
@@ -256,4 +285,21 @@ def _run_stylebank(args: argparse.Namespace) -> int:
                    add_stylebank_style if adding else train_stylebank, cfg)
     what = f"added '{cfg.names()[0]}'" if adding else f"stylebank model ({', '.join(cfg.names())})"
     _report(f"{what} -> {model}")
+    return 0
+
+
+def _run_ghiasi(args: argparse.Namespace) -> int:
+    from brushwork.training.ghiasi import GhiasiTrainConfig, train_ghiasi
+
+    cfg = GhiasiTrainConfig(
+        content=args.content, styles=args.styles, out_dir=args.output, steps=args.steps, batch=args.batch,
+        crop=args.crop, lr=args.lr, lr_decay=args.lr_decay, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        saturation_weight=args.saturation_weight, style_size=args.style_size, augment=args.augment,
+        widths=args.widths, n_residual=args.residual, end_kernel=args.end_kernel, condition=args.condition,
+        init=args.init, seed=args.seed, precision=args.precision, checkpoint_every=args.checkpoint_every,
+        exclude=args.exclude, exclude_styles=args.exclude_style, command=_command(),
+    )
+    model = _train("train ghiasi", args, train_ghiasi, cfg)
+    _report(f"ghiasi model -> {model} (use: brushwork stylize photo.jpg -s painting.jpg --method ghiasi "
+            f"--model {model})")
     return 0
