@@ -1,8 +1,17 @@
-"""Shared fixtures: the project's image data folder and small generated images."""
+"""Shared fixtures: test pictures the suite makes itself, the optional shared image data, small arrays.
+
+The suite runs whole on a fresh clone: photos and paintings come from :mod:`media` (matplotlib's sample
+photo and generated paintings). The project's image data folder (``../shared/data``) is optional; the few
+quality checks that prefer real paintings use it when it is there (``shared_data``) and fall back to
+:mod:`media` otherwise. ``BRUSHWORK_TEST_DATA=none`` runs the suite as if it were absent
+(``BRUSHWORK_TEST_DATA=/some/folder`` points it elsewhere; ``BRUSHWORK_DATA`` is read too).
+A test that skips fails unless it needs a GPU: see :mod:`skip_guard`.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +20,117 @@ from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["skip_guard", "pytester"]
+
+try:  # property-based tests: reproducible in CI (derandomized, no example database written into the tree)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("brushwork", derandomize=True, database=None, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("explore", database=None, deadline=None, print_blob=True, max_examples=2000,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "brushwork"))
+except ImportError:  # the dev extra is not installed: tests/unit/test_bad_input.py says so
+    pass
+
+
+def shared_data_dir() -> Path | None:
+    """The project's image data folder, or None when it is absent or turned off (``BRUSHWORK_TEST_DATA=none``)."""
+    setting = os.environ.get("BRUSHWORK_TEST_DATA") or os.environ.get("BRUSHWORK_DATA")
+    if setting is not None and setting.strip().lower() in ("", "none", "0", "off", "no"):
+        return None
+    path = Path(setting).expanduser() if setting else REPO_ROOT.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "shared_data: reads the shared image data when present (with a fallback)")
+
+
+def pytest_report_header(config) -> str:
+    data = shared_data_dir()
+    return f"brushwork test data: {data or 'none (generated pictures and fallbacks only)'}"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests that read the shared data (with a fallback) are marked ``shared_data``: `.ci/run` runs them a
+    second time with ``BRUSHWORK_TEST_DATA=none``, so their fallbacks are tested where the data is present."""
+    for item in items:
+        if {"shared_data", "data_dir"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker("shared_data")
+
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The shared image data (``$BRUSHWORK_DATA``, else ``<repo>/../shared/data``); skips if absent."""
-    path = Path(os.environ.get("BRUSHWORK_DATA") or REPO_ROOT.parent / "shared" / "data").expanduser()
-    if not path.is_dir():
-        pytest.skip(f"image data folder not found: {path} (set BRUSHWORK_DATA)")
-    return path
+def shared_data() -> Path | None:
+    """The shared image data folder, or None: a test using it must fall back to :mod:`media` pictures."""
+    return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def data_dir(shared_data: Path | None) -> Path:
+    """The shared image data folder. Do not use it without a fallback: the suite must run on a fresh clone
+    (this skip is turned into a failure by skip_guard); take ``shared_data`` and fall back to ``media``."""
+    if shared_data is None:
+        pytest.skip("this test needs the shared image data folder (../shared/data) and has no fallback")
+    return shared_data
+
+
+@dataclass(frozen=True)
+class Media:
+    """Paths of the generated test pictures (see :mod:`media`), written once per session."""
+
+    folder: Path
+    photo: Path  #: Grace Hopper (matplotlib's sample photo), 512x384 JPEG
+    scene: Path  #: a generated landscape, 384x384 JPEG
+    portrait: Path  #: Grace Hopper's whole photo, 512x600 JPEG (matplotlib's own file)
+    painting: Path  #: blue-and-yellow swirling strokes, 512x320 JPEG (Starry Night stand-in)
+    painting2: Path  #: flat shapes and black lines, 480x360 JPEG (Kandinsky stand-in)
+    square_painting: Path  #: swirling strokes, 320x320 JPEG
+    field: Path  #: swirls over upright strokes, 480x360 JPEG, with its masks:
+    field_sky: Path  #: white where the field painting is sky (PNG)
+    field_ground: Path  #: white where it is not (PNG)
+    texture: Path  #: a 64x64 colourful blotchy texture (PNG)
+    photos: Path  #: a folder of three photos (JPEG)
+
+
+def write_media(folder: Path) -> Media:
+    import media
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def jpg(img: Image.Image, name: str) -> Path:
+        img.save(folder / name, quality=92)
+        return folder / name
+
+    field, sky, ground = media.field_painting()
+    sky.save(folder / "field_sky.png")
+    ground.save(folder / "field_ground.png")
+    media.noise_texture((64, 64)).save(folder / "texture.png")
+    photos = folder / "photos"
+    photos.mkdir(exist_ok=True)
+    m = Media(
+        folder=folder,
+        photo=jpg(media.photo(), "photo.jpg"),
+        scene=jpg(media.scene(), "scene.jpg"),
+        portrait=media.demo_photo_path(),
+        painting=jpg(media.swirl_painting(), "swirls.jpg"),
+        painting2=jpg(media.block_painting(), "blocks.jpg"),
+        square_painting=jpg(media.swirl_painting((320, 320), seed=5), "swirls_square.jpg"),
+        field=jpg(field, "field.jpg"),
+        field_sky=folder / "field_sky.png",
+        field_ground=folder / "field_ground.png",
+        texture=folder / "texture.png",
+        photos=photos,
+    )
+    for i, img in enumerate((media.photo((256, 192)), media.scene((256, 256), seed=1), media.scene((320, 240), 2))):
+        img.save(photos / f"photo_{i}.jpg", quality=90)
+    return m
+
+
+@pytest.fixture(scope="session")
+def media_files(tmp_path_factory) -> Media:
+    """The generated test pictures as files (shared by the session: do not modify them)."""
+    return write_media(tmp_path_factory.mktemp("media"))
 
 
 def make_rgb_array(width: int = 24, height: int = 16, seed: int = 0) -> np.ndarray:

@@ -25,25 +25,21 @@ PHOTOS = ("photo_a.jpg", "photo_b.jpg", "sub/photo_c.png")  # the good photos of
 OUTPUTS = ("photo_a.jpg", "photo_b.jpg", "sub/photo_c.png")  # their outputs: .jpg stays .jpg, the rest .png
 
 
-def make_tree(data_dir: Path, root: Path) -> Path:
-    """Three photos (one in a subfolder, one a PNG), a corrupt .jpg and a text file."""
-    srcs = [data_dir / "content" / n for n in ("tubingen.jpg", "sailboat.jpg", "lion.jpg")]
-    missing = [str(p) for p in srcs if not p.is_file()]
-    if missing:
-        pytest.skip(f"test images missing: {', '.join(missing)}")
+def make_tree(media_files, root: Path) -> Path:
+    """Three photos (one in a subfolder, one a PNG), a corrupt .jpg and a text file (pictures: tests/media.py)."""
     (root / "sub").mkdir(parents=True)
-    shutil.copy(srcs[0], root / "photo_a.jpg")
-    shutil.copy(srcs[1], root / "photo_b.jpg")
-    with Image.open(srcs[2]) as im:
+    shutil.copy(media_files.photo, root / "photo_a.jpg")
+    shutil.copy(media_files.scene, root / "photo_b.jpg")
+    with Image.open(media_files.portrait) as im:
         im.convert("RGB").resize((160, 120)).save(root / "sub" / "photo_c.png")
-    (root / "sub" / "broken.jpg").write_bytes(srcs[0].read_bytes()[:600])  # a truncated JPEG
+    (root / "sub" / "broken.jpg").write_bytes(media_files.photo.read_bytes()[:600])  # a truncated JPEG
     (root / "notes.txt").write_text("not a photo\n")
     return root
 
 
 @pytest.fixture
-def tree(data_dir: Path, tmp_path: Path) -> Path:
-    return make_tree(data_dir, tmp_path / "in")
+def tree(media_files, tmp_path: Path) -> Path:
+    return make_tree(media_files, tmp_path / "in")
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -23,10 +23,10 @@ ERROR_LINE = re.compile(r"^brushwork( [a-z]+)?: error: \S")
 
 
 @pytest.fixture
-def ray_tree(data_dir: Path, tmp_path: Path) -> Path:
+def ray_tree(media_files, tmp_path: Path) -> Path:
     from test_batch_local import make_tree
 
-    return make_tree(data_dir, tmp_path / "in")
+    return make_tree(media_files, tmp_path / "in")
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -29,22 +29,15 @@ ERROR_LINE = re.compile(r"^brushwork( [a-z]+)?: error: \S")
 
 
 @pytest.fixture(scope="module")
-def images(data_dir: Path) -> dict[str, Path]:
-    p = {
-        "photo": data_dir / "content" / "tubingen.jpg",
-        "photo2": data_dir / "content" / "sailboat.jpg",
-        "painting": data_dir / "style" / "starry_night.jpg",
-        "other": data_dir / "style" / "the_scream.jpg",
-    }
-    missing = [str(v) for v in p.values() if not v.is_file()]
-    if missing:
-        pytest.skip(f"test images missing: {', '.join(missing)}")
-    return p
+def images(media_files) -> dict[str, Path]:
+    """Generated and shipped pictures (tests/media.py): a 512x384 photo, a square one, two paintings."""
+    return {"photo": media_files.photo, "photo2": media_files.scene, "painting": media_files.painting,
+            "other": media_files.painting2}
 
 
 @pytest.fixture
 def half_mask(tmp_path) -> Path:
-    """64x48, black left half, white right half (the output size of Tübingen at --size 64)."""
+    """64x48, black left half, white right half (the output size of the 4:3 photo at --size 64)."""
     m = Image.new("L", (64, 48), 0)
     m.paste(255, (32, 0, 64, 48))
     path = tmp_path / "half.png"
@@ -139,9 +132,9 @@ def test_mask_for_by_name_and_by_index(capsys, images, tmp_path, half_mask):
     by_name, by_index, by_stem = tmp_path / "name.png", tmp_path / "index.png", tmp_path / "stem.png"
     common = ["stylize", images["photo"], "-s", images["painting"], "-s", "the_scream:0.5", "--size", 64,
               "--steps", 6, "-q"]
-    run_ok(capsys, *common, "--mask-for", "starry_night.jpg", half_mask, "-o", by_name)
+    run_ok(capsys, *common, "--mask-for", images["painting"].name, half_mask, "-o", by_name)
     run_ok(capsys, *common, "--mask-for", "1", half_mask, "-o", by_index)
-    run_ok(capsys, *common, "--mask-for", "starry_night", half_mask, "-o", by_stem)
+    run_ok(capsys, *common, "--mask-for", images["painting"].stem, half_mask, "-o", by_stem)
     a, b, c = (np.asarray(Image.open(p), dtype=np.float64) for p in (by_name, by_index, by_stem))
     assert np.array_equal(a, b) and np.array_equal(a, c)
     # a preset by name and by index
@@ -168,10 +161,11 @@ def test_several_photos_into_a_folder(capsys, images, tmp_path):
     _, err = run_ok(capsys, "stylize", images["photo"], images["photo2"], "-s", images["painting"], "--size", 64,
                     "--steps", 2, "-o", f"{folder}{os.sep}")
     made = sorted(p.name for p in folder.iterdir())
-    assert made == ["sailboat_starry_night.png", "tubingen_starry_night.png"]
-    with Image.open(folder / "tubingen_starry_night.png") as a, Image.open(folder / "sailboat_starry_night.png") as b:
+    one, two = (f"{images[k].stem}_{images['painting'].stem}.png" for k in ("photo", "photo2"))
+    assert made == sorted([one, two])
+    with Image.open(folder / one) as a, Image.open(folder / two) as b:
         assert a.size == (64, 48) and b.size == (64, 64)
-    assert "tubingen.jpg ->" in err and "sailboat.jpg ->" in err  # a summary line per photo
+    assert f"{images['photo'].name} ->" in err and f"{images['photo2'].name} ->" in err  # a summary line per photo
 
 
 def test_several_photos_need_a_folder(capsys, images, tmp_path):

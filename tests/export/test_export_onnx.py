@@ -30,8 +30,8 @@ def _diff(a: Image.Image, b: Image.Image) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def photo(data_dir: Path) -> Image.Image:
-    return Image.open(data_dir / "content" / "tubingen.jpg").convert("RGB")
+def photo(media_files) -> Image.Image:
+    return Image.open(media_files.photo).convert("RGB")
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +79,9 @@ def test_adain_export_matches_torch_with_blends_and_masks(photo, tmp_path) -> No
         assert _diff(a, b).max() <= 2.0, kwargs
 
 
-def test_static_int8_is_close_and_smaller(models, data_dir, photo, tmp_path) -> None:
+def test_static_int8_is_close_and_smaller(models, media_files, photo, tmp_path) -> None:
     src = export_feedforward(models["cin"], tmp_path / "cin.onnx")
-    photos = sorted((data_dir / "content").glob("*.jpg"))[:3]
+    photos = sorted(media_files.photos.glob("*.jpg"))[:3]
     dst = quantize(src, tmp_path / "cin_int8.onnx", mode="static", photos=photos, size=96)
     assert read_meta(dst)["style_names"] == ["waves", "stars"]  # the stylizer can still name styles
     assert dst.stat().st_size < src.stat().st_size
@@ -99,15 +99,15 @@ def test_not_an_export_is_one_line(tmp_path) -> None:
         OnnxFeedForward(bad)
 
 
-def test_cli_export_quantize_and_run(models, data_dir, tmp_path, capsys) -> None:
+def test_cli_export_quantize_and_run(models, media_files, tmp_path, capsys) -> None:
     out = tmp_path / "cin.onnx"
     assert main(["export", "onnx", "--model", str(models["cin"]), "-o", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"] == [str(out)]
     q = tmp_path / "cin_int8.onnx"
-    assert main(["export", "quantize", str(out), "-o", str(q), "--calibrate", str(data_dir / "content"),
+    assert main(["export", "quantize", str(out), "-o", str(q), "--calibrate", str(media_files.photos),
                  "--max-photos", "2", "--size", "64"]) == 0
     png = tmp_path / "o.png"
-    assert main(["stylize", str(data_dir / "content" / "tubingen.jpg"), "--model", str(q), "-s", "waves:0.5,stars:0.5",
+    assert main(["stylize", str(media_files.photo), "--model", str(q), "-s", "waves:0.5,stars:0.5",
                  "-o", str(png), "--size", "64"]) == 0
     assert Image.open(png).size == (64, 48)
     capsys.readouterr()
@@ -118,9 +118,9 @@ def test_cli_export_quantize_and_run(models, data_dir, tmp_path, capsys) -> None
     assert len(err) == 3 and all(line.startswith("brushwork: error:") for line in err)
 
 
-def test_engine_onnx_matches_torch_for_a_model_folder(models, data_dir, tmp_path, monkeypatch) -> None:
+def test_engine_onnx_matches_torch_for_a_model_folder(models, media_files, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "home"))  # the export cache
-    photo_path = str(data_dir / "content" / "tubingen.jpg")
+    photo_path = str(media_files.photo)
     outs = {}
     for engine in ("torch", "onnx"):
         outs[engine] = tmp_path / f"{engine}.png"
@@ -130,15 +130,16 @@ def test_engine_onnx_matches_torch_for_a_model_folder(models, data_dir, tmp_path
     assert list((tmp_path / "home" / "onnx").glob("ff-*.onnx"))  # exported once, cached for the next run
 
 
-def test_engine_int8_runs_the_shipped_cin_export_and_refuses_elsewhere(models, data_dir, tmp_path, capsys) -> None:
-    photo_path = str(data_dir / "content" / "tubingen.jpg")
+def test_engine_int8_runs_the_shipped_cin_export_and_refuses_elsewhere(models, media_files, tmp_path,
+                                                                        capsys) -> None:
+    photo_path = str(media_files.photo)
     out = tmp_path / "int8.png"
     assert main(["stylize", photo_path, "--model", "starry_night", "--engine", "int8", "-o", str(out),
                  "--size", "96"]) == 0
     assert max(Image.open(out).size) == 96
     capsys.readouterr()
     for extra, match in ((["--model", str(models["cin"]), "-s", "stars"], "no INT8 export ships with cin"),
-                         (["-s", str(data_dir / "style" / "the_scream.jpg")], "no INT8 AdaIN")):
+                         (["-s", str(media_files.painting2)], "no INT8 AdaIN")):
         assert main(["stylize", photo_path, *extra, "--engine", "int8", "-o", str(tmp_path / "x.png")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and match in err[0], err

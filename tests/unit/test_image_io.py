@@ -248,13 +248,13 @@ def test_unsupported_input_type() -> None:
     assert_one_line_error(info, "style image", "int")
 
 
-def test_real_data_image_loads(data_dir: Path) -> None:
-    files = sorted((data_dir / "content").glob("*.jpg"))
-    if not files:
-        pytest.skip("no content images in the data folder")
-    img = load_image(files[0])
-    assert img.mode == "RGB"
-    assert min(img.size) > 0
+def test_real_photos_load(shared_data: Path | None, media_files) -> None:
+    """Real camera JPEGs: the shared data's content photos when present, and matplotlib's sample photo."""
+    files = sorted((shared_data / "content").glob("*.jpg"))[:3] if shared_data else []
+    for path in [*files, media_files.portrait]:
+        img = load_image(path)
+        assert img.mode == "RGB" and min(img.size) > 0
+    assert load_image(media_files.portrait).size == (512, 600)
 
 
 # --------------------------------------------------------------------------- errors

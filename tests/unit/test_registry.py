@@ -43,8 +43,8 @@ def test_unknown_names_suggest_the_closest(shipped) -> None:
         registry.resolve_model("runs/nothing/model")
 
 
-def test_cli_model_by_style_name_and_method_cin_blend(shipped, data_dir, tmp_path, capsys) -> None:
-    photo = str(data_dir / "content" / "tubingen.jpg")
+def test_cli_model_by_style_name_and_method_cin_blend(shipped, media_files, tmp_path, capsys) -> None:
+    photo = str(media_files.photo)
     one, blend = tmp_path / "one.png", tmp_path / "blend.png"
     assert main(["stylize", photo, "--model", "stars", "-o", str(one), "--size", "64", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["styles"] == {"stars": 1.0}

@@ -1,8 +1,6 @@
-"""Optical flow, warping, the forward-backward mask and the blend, on real photos moved by known amounts."""
+"""Optical flow, warping, the forward-backward mask and the blend, on a real photo moved by known amounts."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +20,9 @@ from brushwork.video import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def photo(data_dir: Path) -> np.ndarray:
-    path = data_dir / "content" / "tubingen.jpg"
-    if not path.is_file():
-        pytest.skip(f"test image missing: {path}")
-    return np.asarray(Image.open(path).convert("RGB").resize((160, 120), Image.Resampling.LANCZOS))
+def photo(media_files) -> np.ndarray:
+    """Matplotlib's Grace Hopper photo (tests/media.py) at 160x120."""
+    return np.asarray(Image.open(media_files.photo).convert("RGB").resize((160, 120), Image.Resampling.LANCZOS))
 
 
 def shifted(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -69,23 +65,20 @@ def test_mask_drops_pixels_from_outside_the_previous_frame(photo):
     assert mask[10:-10, 10:-10].mean() > 0.9
 
 
-def test_mask_drops_disoccluded_pixels_behind_a_moving_object(photo, data_dir):
-    lion = data_dir / "content" / "lion.jpg"
-    if not lion.is_file():
-        pytest.skip(f"test image missing: {lion}")
+def test_mask_drops_disoccluded_pixels_behind_a_moving_object(photo, media_files):
     bg = np.asarray(Image.fromarray(photo).resize((128, 96)))
-    fg = np.asarray(Image.open(lion).convert("RGB").resize((32, 32)))
+    fg = np.asarray(Image.open(media_files.texture).convert("RGB").resize((32, 32)))
 
     def frame(x: int) -> np.ndarray:
         f = bg.copy()
         f[32:64, x:x + 32] = fg
         return f
 
-    prev, cur = frame(40), frame(46)  # the lion moves 6 px right over a still background
+    prev, cur = frame(40), frame(46)  # the textured square moves 6 px right over a still background
     flow, mask = FlowEstimator().backward(to_gray(prev), to_gray(cur))
     assert np.median(flow[36:60, 52:70, 0]) == pytest.approx(-6, abs=0.3)
-    assert mask[34:62, 41:46].mean() < 0.2  # revealed background: it was behind the lion
-    assert mask[36:60, 54:68].mean() > 0.7  # the lion itself is tracked
+    assert mask[34:62, 41:46].mean() < 0.2  # revealed background: it was behind the square
+    assert mask[36:60, 54:68].mean() > 0.7  # the square itself is tracked
 
 
 def test_consistency_check_rejects_flows_that_do_not_round_trip():

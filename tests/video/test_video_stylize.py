@@ -78,11 +78,9 @@ def audio_packets(path: Path) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def photo(data_dir: Path) -> Path:
-    path = data_dir / "content" / "tubingen.jpg"
-    if not path.is_file():
-        pytest.skip(f"test image missing: {path}")
-    return path
+def photo(media_files) -> Path:
+    """Matplotlib's Grace Hopper photo, 512x384 (tests/media.py): the clips pan across it."""
+    return media_files.photo
 
 
 @pytest.fixture(scope="module")
