@@ -37,7 +37,7 @@ except ImportError:  # the dev extra is not installed: tests/unit/test_bad_input
 def shared_data_dir() -> Path | None:
     """The project's image data folder, or None when it is absent or turned off (``BRUSHWORK_TEST_DATA=none``)."""
     setting = os.environ.get("BRUSHWORK_TEST_DATA") or os.environ.get("BRUSHWORK_DATA")
-    if setting is not None and setting.strip().lower() in ("", "none", "0", "off", "no"):
+    if setting is not None and setting.strip().lower() in ("none", "0", "off", "no"):
         return None
     path = Path(setting).expanduser() if setting else REPO_ROOT.parent / "shared" / "data"
     return path if path.is_dir() else None

@@ -1,5 +1,8 @@
 """AdaIN with the shipped decoder on small real images: measured effects, not pixels.
 
+The Golden Gate and The Scream (a painting the decoder never saw) from the shared data when present,
+else matplotlib's sample photo and a generated stroke painting (tests/integration/conftest.py).
+
 The evaluator (:mod:`brushwork.metrics`) scores the Gram style distance to the painting
 relative to the untouched photo's (1.0 = no style) and the relu4_2 distance to the photo.
 """
@@ -27,11 +30,8 @@ def model() -> AdaINStylizer:
 
 
 @pytest.fixture(scope="module")
-def pair(data_dir: Path) -> tuple[Path, Path]:
-    photo, painting = data_dir / "content" / "golden_gate.jpg", data_dir / "style" / "the_scream.jpg"
-    if not (photo.is_file() and painting.is_file()):
-        pytest.skip("test images missing")
-    return photo, painting
+def pair(artworks) -> tuple[Path, Path]:
+    return artworks["photo2"], artworks["scream"]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_strength_trades_style_for_content(model, pair, judge) -> None:
     assert scores[1].content < scores[2].content
 
 
-def test_two_styles_interpolate(model, pair, data_dir) -> None:
-    other = data_dir / "style" / "composition_vii.jpg"
+def test_two_styles_interpolate(model, pair, artworks) -> None:
+    other = artworks["comp"]
     j_other = Evaluator(pair[0], other, size=SIZE)
     a = j_other.score(model.stylize(pair[0], [pair[1]], size=SIZE).image)
     mixed = j_other.score(model.stylize(pair[0], [pair[1], other], weights=[0.3, 0.7], size=SIZE).image)

@@ -1,7 +1,9 @@
 """Integration tests of optimization-based style transfer on small real images.
 
 Every run stylizes a real photo (Tübingen, 96x72 px unless a test needs otherwise) with real
-paintings for 20 steps or so, and the checks are *measured effects*, never exact pixels:
+paintings for 20 steps or so; without the shared data folder, matplotlib's sample photo and generated
+stroke paintings of the same shapes stand in (tests/integration/conftest.py). The checks are
+*measured effects*, never exact pixels:
 an independent judge (VGG19 in float32, with Gram and content losses written out here rather
 than taken from :mod:`brushwork.losses`) scores how close the output's style is to a painting
 and how much of the photo's content it keeps. Runs are cached per module, so tests that
@@ -30,7 +32,7 @@ from brushwork.methods.optimize import StyleSpec, StylizeResult, optimize, pyram
 OPT = importlib.import_module("brushwork.methods.optimize")
 FUNCTIONAL = importlib.import_module("brushwork.losses.functional")
 
-SIZE = 96  # longest side of most outputs: Tübingen (1024x768) becomes 96x72
+SIZE = 96  # longest side of most outputs: the 4:3 photo (1024x768 or 512x384) becomes 96x72
 STEPS = 20
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -118,20 +120,9 @@ def judge() -> Judge:
 
 
 @pytest.fixture(scope="module")
-def paths(data_dir: Path) -> dict[str, Path]:
-    p = {
-        "photo": data_dir / "content" / "tubingen.jpg",
-        "starry": data_dir / "style" / "starry_night.jpg",
-        "comp": data_dir / "style" / "composition_vii.jpg",
-        "candy": data_dir / "style" / "candy.jpg",
-        "wheat": data_dir / "masks" / "wheat_field_cypresses.jpg",
-        "sky": data_dir / "masks" / "wheat_field_cypresses_sky.png",
-        "nosky": data_dir / "masks" / "wheat_field_cypresses_nosky.png",
-    }
-    missing = [str(v) for v in p.values() if not v.is_file()]
-    if missing:
-        pytest.skip(f"test images missing: {', '.join(missing)}")
-    return p
+def paths(artworks) -> dict[str, Path]:
+    """Tübingen, Starry Night, Composition VII, Candy, the wheat field and its sky masks; or stand-ins."""
+    return artworks
 
 
 @pytest.fixture(scope="module")
@@ -250,10 +241,12 @@ def test_strength_trades_content_for_style(run, base, judge, photo, starry):
     assert c[0] < c[1] < c[2], c
 
 
-def test_strength_zero_returns_nearly_the_photo(run, judge, photo, photo_small, starry):
+def test_strength_zero_returns_nearly_the_photo(run, base, judge, photo, photo_small, starry):
     r = run(strength=0.0)
     assert judge.content_loss(r.image, photo) < 0.01
-    assert mean_abs_diff(r.image, photo_small) < 6  # TV smoothing only, no style
+    # TV smoothing only, no style: about a fifth of what the default strength changes (Tübingen 3.4 of 18.5
+    # levels; the detailed stand-in photo 8.1 of 28.4)
+    assert mean_abs_diff(r.image, photo_small) < 0.35 * mean_abs_diff(base.image, photo_small)
     assert judge.style_loss(r.image, starry) > 0.9 * judge.style_loss(photo_small, starry)
 
 
@@ -424,9 +417,17 @@ def test_pyramid_off_runs_one_scale(paths, monkeypatch):
 # --------------------------------------------------------------------------- presets and the API
 
 
-def test_preset_by_name_through_the_api(paths, judge, photo_small, starry):
+def test_preset_by_name_through_the_api(paths, judge, photo_small, starry, tmp_path, monkeypatch):
     assert "starry_night" in brushwork.list_styles()
-    img = brushwork.stylize(paths["photo"], "starry_night", size=SIZE, steps=STEPS)
+    name = "starry_night"
+    if not paths["real"]:  # the judge has no Starry Night to compare with: a preset saved from the stand-in
+        from brushwork.styles import compute_preset, save_preset
+
+        monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "home"))
+        name = "stand_in"
+        save_preset(compute_preset(paths["starry"], name))
+        assert name in brushwork.list_styles()
+    img = brushwork.stylize(paths["photo"], name, size=SIZE, steps=STEPS)
     assert isinstance(img, Image.Image) and img.size == (96, 72)
     # the preset holds statistics of the painting at 512 px, so its strokes are finer than the judge's
     # 96 px painting: a clear drop, not as deep as with the image itself
