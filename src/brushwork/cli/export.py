@@ -55,8 +55,16 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".onnx":
         raise ConfigError(f"output must end in .onnx, got '{out}'")
     if args.export_command == "onnx":
+        from brushwork.methods.registry import model_method
+
         if args.model == "adain":
             files = list(export_adain(out, decoder=args.decoder))
+        elif model_method(args.model) == "ghiasi":
+            from brushwork.export.onnx import export_ghiasi
+            from brushwork.registry import shipped_models
+
+            shipped = {m.name: m.path for m in shipped_models() if m.kind == "ghiasi"}
+            files = list(export_ghiasi(shipped.get(args.model, args.model), out))
         else:
             if args.decoder:
                 raise ConfigError("--decoder goes with --model adain")

@@ -35,6 +35,7 @@ from brushwork.errors import ConfigError, ModelError, ResourceError
 from brushwork.losses.functional import mean_std
 from brushwork.methods.adain import ENCODER_LAYER, AdaINStylizer, builtin_decoder_dir
 from brushwork.methods.feedforward import FeedForwardStylizer
+from brushwork.methods.ghiasi import GhiasiStylizer
 from brushwork.methods.stylebank import StyleBankNet, stylizer_for
 
 OPSET = 18  # onnxruntime >= 1.14 and onnxruntime-web both run it
@@ -153,6 +154,72 @@ def export_adain(out: str | Path, decoder: str | Path | None = None, weights: st
                   encoder_path(out), {"kind": "adain-encoder", "pad_multiple": 8, "encoder": weights,
                                       "output": "features", "inputs": ["image"]})
     return main, enc
+
+
+class _GhiasiTransformerGraph(nn.Module):
+    """Photo (padded to a multiple of 4) and embedding -> stylized photo."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net.transformer.forward_padded(image, self.net.norm_params(embedding), logits=True))
+
+
+class _GhiasiHeadGraph(nn.Module):
+    """Painting statistics -> embedding (the trained head; tiny, so presets need no VGG)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, statistics: torch.Tensor) -> torch.Tensor:
+        return self.net.embed(statistics)
+
+
+class _StatisticsGraph(nn.Module):
+    """Painting -> its VGG mean/log-std statistics (the frozen part of the predictor)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        from brushwork.methods.ghiasi import STAT_LAYERS, style_statistics
+
+        return style_statistics(self.encoder(image, STAT_LAYERS))
+
+
+def ghiasi_paths(out: str | Path) -> tuple[Path, Path, Path]:
+    """The transformer graph ``out`` and its ``.predictor.onnx`` (head) and ``.encoder.onnx`` beside it."""
+    p = Path(out)
+    stem = p.name.removesuffix(".onnx")
+    return p, p.with_name(stem + ".predictor.onnx"), p.with_name(stem + ".encoder.onnx")
+
+
+def export_ghiasi(folder: str | Path, out: str | Path) -> tuple[Path, Path, Path]:
+    """Export a ghiasi model as three fp32 graphs: the transformer (``image``, ``embedding``), the
+    prediction head (``statistics`` -> ``embedding``) and the statistics encoder (``image`` ->
+    ``statistics``). A web page with a preset's stored statistics needs only the first two."""
+    from brushwork.encoders.vgg import load_encoder
+    from brushwork.methods.ghiasi import STAT_DIM, STAT_LAYERS, GhiasiNet
+
+    net = GhiasiNet.from_pretrained(folder).eval()
+    main, head, enc = ghiasi_paths(out)
+    h, w = _hw_dims()
+    cfg = net.config
+    common = {"embedding_size": cfg.embedding, "style_size": cfg.style_size, "widths": list(cfg.widths)}
+    _export(_GhiasiTransformerGraph(net), (torch.rand(1, 3, 64, 96), torch.randn(1, cfg.embedding)),
+            ("image", "embedding"), {"image": {2: h, 3: w}, "embedding": None}, main,
+            {"kind": "ghiasi", "pad_multiple": 4, "inputs": ["image", "embedding"], **common})
+    _export(_GhiasiHeadGraph(net), (torch.randn(1, STAT_DIM),), ("statistics",), {"statistics": None}, head,
+            {"kind": "ghiasi-predictor", "output": "embedding", "inputs": ["statistics"], **common})
+    encoder = load_encoder(cfg.encoder, last_layer=STAT_LAYERS[-1], channels_last=False)
+    eh, ew = _hw_dims()
+    _export(_StatisticsGraph(encoder), (torch.rand(1, 3, 96, 128),), ("image",), {"image": {2: eh, 3: ew}}, enc,
+            {"kind": "ghiasi-encoder", "output": "statistics", "inputs": ["image"], **common})
+    return main, head, enc
 
 
 def encoder_path(adain_onnx: str | Path) -> Path:
@@ -276,3 +343,61 @@ class OnnxAdaIN(AdaINStylizer):
                  "strength": strength.reshape(1, 1, *strength.shape[2:]).expand(1, 1, *hw)}
         (y,) = self.session.run(None, {k: np.ascontiguousarray(v.float().cpu().numpy()) for k, v in feeds.items()})
         return torch.from_numpy(y)
+
+
+class OnnxGhiasi(GhiasiStylizer):
+    """:class:`~brushwork.methods.ghiasi.GhiasiStylizer` with its three graphs run by onnxruntime
+    (``engine="int8"``: the transformer's INT8 copy ``*.int8.onnx`` when one sits beside it)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        from brushwork.methods.ghiasi import GhiasiConfig
+
+        self.path = Path(path)
+        meta = read_meta(self.path)
+        if meta.get("kind") != "ghiasi":
+            raise ModelError(f"{path} holds a '{meta.get('kind')}' export, not a ghiasi one")
+        self.meta = meta
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self.config = GhiasiConfig(widths=tuple(meta["widths"]), embedding=meta["embedding_size"],
+                                   style_size=meta["style_size"])
+        _, head, enc = ghiasi_paths(self.path.with_name(self.path.name.replace(".int8.onnx", ".onnx")))
+        self.session = session(self.path, threads)
+        self.head_session = session(head, threads)
+        self.encoder_session = session(enc, threads)
+        self._cache = {}
+
+    @classmethod
+    def from_model(cls, folder: str | Path | None, engine: str = "onnx", threads: int | None = None) -> OnnxGhiasi:
+        """The cached export of a ghiasi folder (exported on first use); ``int8``: the INT8 transformer
+        shipped in the folder."""
+        from brushwork.methods.ghiasi import builtin_model_dir
+
+        folder = Path(folder) if folder is not None else builtin_model_dir()
+        if not (folder / "model.safetensors").is_file():
+            raise ModelError(f"{folder} is not a ghiasi model folder (needs config.json and model.safetensors)")
+        out = _cache_for(folder, "ghiasi")
+        if not all(p.is_file() for p in ghiasi_paths(out)):
+            export_ghiasi(folder, out)
+        if engine == "int8":
+            shipped = folder / "model.int8.onnx"
+            if not shipped.is_file():
+                raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx "
+                                  "--model ghiasi` then `brushwork export quantize`")
+            inst = cls(out, threads)
+            inst.session = session(shipped, threads)
+            return inst
+        return cls(out, threads)
+
+    def statistics(self, image: torch.Tensor) -> torch.Tensor:
+        (s,) = self.encoder_session.run(None, {"image": np.ascontiguousarray(image.float().cpu().numpy())})
+        return torch.from_numpy(s)
+
+    def embed_statistics(self, stats: torch.Tensor) -> torch.Tensor:
+        (e,) = self.head_session.run(None, {"statistics": np.ascontiguousarray(stats.float().cpu().numpy())})
+        return torch.from_numpy(e)
+
+    def transform(self, photo: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        x, h, w = _pad(photo.float().cpu(), 4)
+        (y,) = self.session.run(None, {"image": np.ascontiguousarray(x.numpy()),
+                                       "embedding": np.ascontiguousarray(embedding.float().cpu().numpy())})
+        return torch.from_numpy(y)[..., :h, :w].clamp(0, 1)

@@ -47,6 +47,24 @@ def _adain_stats() -> list[tuple[np.ndarray, np.ndarray]]:
     return stats
 
 
+def _ghiasi_embeddings(meta: dict[str, Any]) -> list[np.ndarray]:
+    """Realistic embeddings for calibrating a ghiasi transformer: the built-in presets' statistics
+    through the head graph exported beside it."""
+    from brushwork.export.onnx import ghiasi_paths, session
+    from brushwork.styles import find_preset, preset_paths
+
+    head = session(ghiasi_paths(meta["_path"])[1])
+    out = []
+    for name in sorted(preset_paths()):
+        stats = find_preset(name).ghiasi_stats(meta["style_size"])
+        if stats is not None:
+            (e,) = head.run(None, {"statistics": stats.float().numpy()})
+            out.append(e)
+    if not out:
+        raise ConfigError("no style preset holds ghiasi statistics to calibrate with")
+    return out
+
+
 def calibration_feeds(meta: dict[str, Any], photos: Sequence[ImageInput], size: int) -> Iterator[dict[str, np.ndarray]]:
     """The input dicts static calibration runs the float graph on."""
     xs = _photos(photos, size, int(meta.get("pad_multiple", 8)))
@@ -63,6 +81,11 @@ def calibration_feeds(meta: dict[str, Any], photos: Sequence[ImageInput], size: 
             yield {"image": x, "style_std": np.ascontiguousarray(np.broadcast_to(std, (1, 512, *hw))),
                    "style_mean": np.ascontiguousarray(np.broadcast_to(mean, (1, 512, *hw))),
                    "strength": np.ones((1, 1, *hw), np.float32)}
+        return
+    if kind == "ghiasi":  # the built-in presets' embeddings through the exported head beside the graph
+        embeddings = _ghiasi_embeddings(meta)
+        for i, x in enumerate(xs):
+            yield {"image": x, "embedding": embeddings[i % len(embeddings)]}
         return
     n = len(meta["style_names"])
     for i, x in enumerate(xs):
@@ -95,7 +118,7 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
     if mode == "static" and not photos:
         raise ConfigError("static quantization needs calibration photos (a few typical ones)")
     src, dst = Path(src), Path(dst)
-    meta = read_meta(src)
+    meta = {**read_meta(src), "_path": str(src)}
     pairs = [(src, dst, meta)]
     if meta.get("kind") == "adain":
         pairs.append((encoder_path(src), encoder_path(dst), read_meta(encoder_path(src))))
@@ -117,7 +140,8 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
         props = {p.key: p.value for p in model.metadata_props}
         if META_KEY not in props:
             entry = model.metadata_props.add()
-            entry.key, entry.value = META_KEY, json.dumps({**m, "quantized": mode})
+            entry.key, entry.value = META_KEY, json.dumps({**{k: v for k, v in m.items() if k != "_path"},
+                                                           "quantized": mode})
             onnx.save(model, str(d))
     return dst
 

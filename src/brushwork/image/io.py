@@ -7,7 +7,13 @@ composited onto white, CMYK / 16-bit / float / palette / grayscale converted.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
@@ -25,7 +31,53 @@ MAX_PIXELS = 64_000_000
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
+#: The first bytes of a TIFF file (classic and BigTIFF, both byte orders): decoded by libtiff.
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_FD2_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _captured_c_stderr(enabled: bool) -> Iterator[list[str]]:
+    """Collect what C code writes to file descriptor 2 meanwhile (libtiff prints its warnings and errors about
+    a damaged TIFF there, bypassing Python), so a bad file still ends in one line; yields the lines, filled
+    on exit. Serialized by a lock: two threads swapping fd 2 at once could leave it pointing at a temp file."""
+    lines: list[str] = []
+    if not enabled:
+        yield lines
+        return
+    with _FD2_LOCK, tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()  # what Python wrote before goes to the real stderr
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a daemon): nothing to capture
+            yield lines
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(line.strip() for line in sink.read().decode(errors="replace").splitlines() if line.strip())
+
+
+def _detail(exc: BaseException, extra: list[str]) -> str:
+    """The decoder's reason on one line (the last libtiff message too, when there is one)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if extra:
+        text += f"; libtiff: {' '.join(extra[-1].split())[:160]}"
+    return text
+
+
 def _open_file(path: Path, what: str) -> Image.Image:
+    """Open, decode and convert an image file to RGB; any failure of the decoder is one ImageError.
+
+    Whatever Pillow raises on a damaged file (OSError, SyntaxError, ValueError, EOFError, struct.error,
+    NotImplementedError for unsupported variants, MemoryError, ...) is the file's fault, not a bug here;
+    Pillow's warnings about damaged metadata (corrupt EXIF, tags past the end) are not shown, since the file
+    either decodes or ends in the error, and libtiff's messages are kept off the terminal (see above)."""
     if not path.exists():
         raise ImageError(f"{what} not found: {path}")
     if path.is_dir():
@@ -33,29 +85,42 @@ def _open_file(path: Path, what: str) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageError(f"{what} is empty (0 bytes): {path}")
     try:
-        with warnings.catch_warnings():
+        with path.open("rb") as f:
+            is_tiff = f.read(4) in _TIFF_MAGIC
+    except OSError as exc:
+        raise ImageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    img: Image.Image | None = None
+    libtiff: list[str] = []
+    try:
+        with warnings.catch_warnings(), _captured_c_stderr(is_tiff) as libtiff:
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
-            try:
-                w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise ImageError(
-                        f"{what} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP "
-                        f"limit (possible decompression bomb): {path}"
-                    )
-                img.load()
-            except BaseException:
-                img.close()  # do not leave the file open when it cannot be used
-                raise
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise ImageError(
+                    f"{what} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP "
+                    f"limit (possible decompression bomb): {path}"
+                )
+            img.load()
+            return _to_rgb(img)  # a new image (EXIF rotation, conversion) even when already RGB
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{what} is too large to decode safely (decompression bomb?): {path}") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{what} is not an image Pillow can read: {path}") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{what} is corrupt or truncated ({exc}): {path}") from exc
-    return img
+    except MemoryError as exc:
+        size = f" ({img.size[0]}x{img.size[1]})" if img is not None else ""
+        raise ImageError(f"{what}{size} does not fit in memory to decode: {path}") from exc
+    except NotImplementedError as exc:
+        raise ImageError(f"{what} uses a variant of its format Pillow cannot decode ({_detail(exc, libtiff)}): "
+                         f"{path}") from exc
+    except Exception as exc:  # OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, ...
+        raise ImageError(f"{what} is corrupt or truncated ({_detail(exc, libtiff)}): {path}") from exc
+    finally:
+        if img is not None:
+            img.close()  # do not leave the file open for the garbage collector (multi-frame formats keep it)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -64,9 +129,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        if mode == "F" and arr.max() <= 1.0:
+        finite = np.isfinite(arr)  # a float image may hold NaN and inf: they must not set the range
+        top = float(arr[finite].max()) if finite.any() else 0.0
+        hi = 65535.0 if mode.startswith("I;16") or top > 255 else 255.0
+        if mode == "F" and top <= 1.0:
             hi = 1.0
+        if not finite.all():
+            arr = np.where(finite, arr, np.where(arr > 0, hi, 0.0))  # +inf white; NaN and -inf black
         arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, mode="L")
         mode = "L"
@@ -111,7 +180,7 @@ def load_image(src: ImageInput, what: str = "image") -> Image.Image:
     if isinstance(src, np.ndarray):
         return _from_array(src)
     if isinstance(src, (str, Path)):
-        return _to_rgb(_open_file(Path(src).expanduser(), what))
+        return _open_file(Path(src).expanduser(), what)
     raise ImageError(f"cannot read a {what} from a {type(src).__name__}")
 
 

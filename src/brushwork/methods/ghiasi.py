@@ -283,6 +283,11 @@ class GhiasiStylizer:
             feats = self.encoder(image.contiguous(memory_format=torch.channels_last), STAT_LAYERS)
         return style_statistics(feats)
 
+    def embed_statistics(self, stats: torch.Tensor) -> torch.Tensor:
+        """The trained head: statistics ``(1, STAT_DIM)`` -> embedding ``(1, E)``."""
+        with torch.no_grad():
+            return self.net.embed(stats.float())
+
     def embed_image(self, image: ImageInput, what: str = "style image") -> torch.Tensor:
         """The embedding of a painting (a path, PIL image, array or tensor) or of a stored preset."""
         from brushwork.styles import StylePreset, resolve_style
@@ -303,8 +308,7 @@ class GhiasiStylizer:
                 raise ImageError(f"{what} is {img.size[0]}x{img.size[1]}: too small (min {MIN_STYLE_SIZE} px)")
             img = resize(img, fit_size(img.size, self.config.style_size, allow_upscale=True))
             stats = self.statistics(to_tensor(img, self.device))
-        with torch.no_grad():
-            e = self.net.embed(stats)
+        e = self.embed_statistics(stats)
         if key is not None:
             self._cache[key] = e
         return e
@@ -356,8 +360,7 @@ class GhiasiStylizer:
         own = None
         if strength < 1:
             small = resize(photo_img, fit_size(photo_img.size, self.config.style_size, allow_upscale=True))
-            with torch.no_grad():
-                own = self.net.embed(self.statistics(to_tensor(small, self.device)))
+            own = self.embed_statistics(self.statistics(to_tensor(small, self.device)))
 
         def with_strength(e: torch.Tensor) -> torch.Tensor:
             return e if own is None else strength * e + (1 - strength) * own

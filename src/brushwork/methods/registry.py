@@ -262,6 +262,7 @@ def model_method(model: str) -> str:
     """``ghiasi`` for a ghiasi model folder (or a shipped one's name), else ``feedforward``."""
     import json
 
+    _ensure_builtin()
     path = Path(model)
     if not path.is_dir():
         from brushwork.registry import shipped_models

@@ -302,3 +302,17 @@ def train_ghiasi(cfg: GhiasiTrainConfig, device: str | torch.device = "cpu",
     (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
     distributed.barrier()
     return out / "model"
+
+
+def model_from_checkpoint(run_dir: str | Path, out: str | Path) -> Path:
+    """Write the net of a run's latest checkpoint as a model folder (a running or stopped run can
+    be evaluated between legs without waiting for its last step)."""
+    from brushwork.training.loop import CHECKPOINT, load_checkpoint
+
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    if state is None:
+        raise ConfigError(f"no checkpoint in {run_dir}")
+    cfg = GhiasiConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["net_config"].items()})
+    net = GhiasiNet(cfg)
+    net.load_state_dict(state["net"])
+    return net.eval().save_pretrained(out, meta={"training": {"checkpoint_step": int(state["step"])}})

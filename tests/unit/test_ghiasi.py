@@ -1,0 +1,218 @@
+"""The ghiasi method on tiny nets: embeddings condition the transformer, a CIN warm start
+reproduces its styles, slerp and linear blends, strength, masks, presets, ONNX parity, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork.cli.main import main
+from brushwork.errors import BrushworkError, ConfigError, ModelError
+from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+from brushwork.methods.ghiasi import (
+    STAT_DIM,
+    GhiasiConfig,
+    GhiasiNet,
+    GhiasiStylizer,
+    blend_embeddings,
+    slerp,
+    warm_start_from_cin,
+)
+
+TINY = {"widths": (4, 8, 8), "n_residual": 1, "end_kernel": 3, "embedding": 6, "hidden": 16, "style_size": 64}
+
+
+def _image(path, seed: int, size=(80, 64), stripes: bool = False):
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, (size[1], size[0], 3)).astype(np.uint8)
+    if stripes:
+        arr[:, ::6] = (rng.integers(0, 255, 3)).astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_ghiasi(tmp_path_factory):
+    torch.manual_seed(0)
+    net = GhiasiNet(GhiasiConfig(**TINY))
+    with torch.no_grad():  # a random but decisive embedding map, so paintings give visibly different outputs
+        net.to_params.weight.normal_(0, 0.5)
+        net.head[2].weight.normal_(0, 0.3)
+    folder = tmp_path_factory.mktemp("ghiasi") / "model"
+    net.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pics")
+    return {"photo": _image(d / "photo.png", 0), "a": _image(d / "a.png", 1, (96, 96), True),
+            "b": _image(d / "b.png", 2, (96, 96)), "mask": d / "mask.png"}
+
+
+def test_embedding_conditions_the_transformer() -> None:
+    torch.manual_seed(0)
+    net = GhiasiNet(GhiasiConfig(**TINY)).eval()
+    with torch.no_grad():
+        net.to_params.weight.normal_(0, 0.5)
+        x = torch.rand(1, 3, 32, 40)
+        a, b = net(x, torch.randn(1, 6)), net(x, torch.randn(1, 6))
+    assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert float((a - b).abs().mean()) > 1e-3
+    assert net.embed(torch.randn(2, STAT_DIM)).shape == (2, 6)
+
+
+def test_warm_start_reproduces_every_cin_style() -> None:
+    """The embedding map starts spanning the CIN net's styles: for each style some embedding gives
+    exactly that style's picture, so training starts from what the CIN net already paints."""
+    torch.manual_seed(0)
+    cin = TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1, end_kernel=3, n_styles=3)).eval()
+    with torch.no_grad():
+        for name, p in cin.named_parameters():
+            if name.endswith(("gamma", "beta")):
+                p.normal_(0.5 if name.endswith("gamma") else 0.0, 0.3)
+    net = GhiasiNet(GhiasiConfig(**TINY)).eval()
+    warm_start_from_cin(net, cin)
+    x = torch.rand(1, 3, 24, 32)
+    w, b = net.to_params.weight.detach(), net.to_params.bias.detach()
+    for k in range(3):
+        target = torch.cat([torch.cat([n.gamma[k], n.beta[k]]) for n in
+                            (m for m in cin.modules() if m.__class__.__name__ == "ConditionalInstanceNorm2d")])
+        e = torch.linalg.lstsq(w, (target - b)[:, None]).solution.T
+        with torch.no_grad():
+            got = net(x, e)
+            want = cin(x, torch.eye(3)[k : k + 1])
+        assert float((got - want).abs().max()) < 1e-4
+    with pytest.raises(ConfigError, match="must match"):
+        warm_start_from_cin(GhiasiNet(GhiasiConfig(**{**TINY, "widths": (4, 8, 16)})), cin)
+
+
+def test_slerp_and_blends() -> None:
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
+    mid = slerp(a, b, 0.5)
+    assert torch.allclose(mid.norm(), torch.tensor(1.5))  # length interpolated, not shrunk as a chord would be
+    assert torch.allclose(mid / mid.norm(), torch.tensor([[2 ** -0.5, 2 ** -0.5]]), atol=1e-6)
+    assert torch.allclose(blend_embeddings([a, b], [1, 3]), 0.25 * a + 0.75 * b)
+    cos = [float((slerp(a, b, t) / slerp(a, b, t).norm() * b / b.norm()).sum()) for t in np.linspace(0, 1, 6)]
+    assert all(c2 > c1 for c1, c2 in zip(cos, cos[1:]))  # moves monotonically towards b
+    with pytest.raises(ConfigError, match="at least two"):
+        blend_embeddings([a], [1.0], "slerp")
+    with pytest.raises(ConfigError, match="sum to a positive"):
+        blend_embeddings([a, b], [0.0, 0.0])
+    with pytest.raises(ConfigError, match="blend must be"):
+        blend_embeddings([a, b], [1, 1], "cubic")
+
+
+def test_stylizer_controls(tiny_ghiasi, pictures) -> None:
+    st = GhiasiStylizer(tiny_ghiasi, precision="fp32")
+    photo = np.asarray(Image.open(pictures["photo"]), dtype=float)
+    ra = st.stylize(pictures["photo"], [str(pictures["a"])])
+    rb = st.stylize(pictures["photo"], [str(pictures["b"])])
+    a, b = np.asarray(ra.image, dtype=float), np.asarray(rb.image, dtype=float)
+    assert ra.size == (80, 64) and np.abs(a - b).mean() > 1.0  # two paintings, two pictures
+    # strength 0 is the photo itself; strength moves the embedding, so 0.5 lies between
+    r0 = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"])], strength=0.0).image, dtype=float)
+    assert np.abs(r0 - photo).max() <= 1
+    half = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"])], strength=0.5).image, dtype=float)
+    assert np.abs(half - a).mean() > 0 and np.abs(half - photo).mean() > 0.5
+    # a blend differs from both ends; slerp and linear agree at the ends
+    lin = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"]), str(pictures["b"])], [1, 1]).image, float)
+    assert np.abs(lin - a).mean() > 0.1 and np.abs(lin - b).mean() > 0.1
+    end = st.stylize(pictures["photo"], [str(pictures["a"]), str(pictures["b"])], [1, 0], blend="slerp").image
+    assert np.abs(np.asarray(end, dtype=float) - a).max() <= 1
+    # a region style: the left half painted with b, the right with a
+    m = np.zeros((64, 80), np.uint8)
+    m[:, :40] = 255
+    Image.fromarray(m).save(pictures["mask"])
+    reg = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"]), str(pictures["b"])],
+                                masks=[None, str(pictures["mask"])]).image, dtype=float)
+    assert np.abs(reg[:, :30] - b[:, :30]).mean() < 1 and np.abs(reg[:, 50:] - a[:, 50:]).mean() < 1
+    # keep the photo's colours: chroma of the photo
+    lum = st.stylize(pictures["photo"], [str(pictures["a"])], preserve_color="luminance").image
+    assert np.asarray(lum.convert("YCbCr"), float)[..., 1:].std() > 0
+    for kwargs, msg in (({"blend": "slerp"}, "at least two"), ({"strength": 2.0}, "between 0 and 1"),
+                        ({"preserve_color": "match"}, "luminance"), ({"weights": [0.0]}, "positive")):
+        with pytest.raises(ConfigError, match=msg):
+            st.stylize(pictures["photo"], [str(pictures["a"])], **kwargs)
+
+
+def test_refuses_bad_models_and_paintings(tiny_ghiasi, pictures, tmp_path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_ghiasi / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match="corrupt or mismatched"):
+        GhiasiStylizer(broken)
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg = json.loads((tiny_ghiasi / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "format": 99}))
+    (other / "model.safetensors").write_bytes((tiny_ghiasi / "model.safetensors").read_bytes())
+    with pytest.raises(ModelError, match="format 99"):
+        GhiasiStylizer(other)
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((tiny_ghiasi / "config.json").read_text())
+    torch.save({"x": torch.zeros(1)}, pickled / "model.safetensors")  # a pickle under the safetensors name
+    with pytest.raises(ModelError):
+        GhiasiStylizer(pickled)
+    st = GhiasiStylizer(tiny_ghiasi)
+    text = tmp_path / "painting.png"
+    text.write_text("not an image")
+    with pytest.raises(BrushworkError):
+        st.stylize(pictures["photo"], [str(text)])
+    gray = tmp_path / "gray.png"
+    Image.new("L", (96, 96), 128).save(gray)  # grayscale paintings are read as RGB
+    assert st.stylize(pictures["photo"], [str(gray)]).size == (80, 64)
+
+
+def test_cli_ghiasi(tiny_ghiasi, pictures, tmp_path, capsys) -> None:
+    out = tmp_path / "out.png"
+    code = main(["stylize", str(pictures["photo"]), "-s", f"{pictures['a']}:0.3", "-s", f"{pictures['b']}:0.7",
+                 "--model", str(tiny_ghiasi), "--blend", "slerp", "--strength", "0.8", "--json", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    info = json.loads(capsys.readouterr().out)
+    assert info["method"] == "ghiasi" and info["blend"] == "slerp" and out.is_file()
+    for extra, msg in ((["--blend", "slerp"], "at least two"), (["--steps", "3"], "option(s) of --method optimize"),
+                       (["--strength", "-1"], "between 0 and 1")):
+        bad = tmp_path / "bad.png"
+        assert main(["stylize", str(pictures["photo"]), "-s", str(pictures["a"]), "--model", str(tiny_ghiasi),
+                     *extra, "-o", str(bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0] and not bad.exists()
+
+
+def test_preset_holds_ghiasi_statistics(tiny_ghiasi, pictures, tmp_path) -> None:
+    from brushwork.styles import compute_preset, load_preset, save_preset
+
+    preset = compute_preset(pictures["a"], "tiny_a")
+    path = save_preset(preset, tmp_path / "tiny_a.safetensors")
+    loaded = load_preset(path)
+    assert loaded.ghiasi_stats(256) is not None and loaded.ghiasi_stats(256).shape == (1, STAT_DIM)
+    net = GhiasiNet.from_pretrained(tiny_ghiasi)
+    net.config.style_size = 256
+    st = GhiasiStylizer(net, precision="fp32")
+    from_preset = st.embed_image(loaded)
+    from_image = st.embed_image(str(pictures["a"]))
+    assert torch.allclose(from_preset, from_image, atol=1e-2)
+
+
+def test_onnx_export_matches_torch(tiny_ghiasi, pictures, tmp_path) -> None:
+    from brushwork.export.onnx import OnnxGhiasi, export_ghiasi, ghiasi_paths, read_meta
+
+    files = export_ghiasi(tiny_ghiasi, tmp_path / "g.onnx")
+    assert [p.name for p in files] == [p.name for p in ghiasi_paths(tmp_path / "g.onnx")]
+    assert read_meta(files[0])["kind"] == "ghiasi"
+    ort_st = OnnxGhiasi(files[0])
+    ort_st.config.style_size = TINY["style_size"]
+    torch_st = GhiasiStylizer(tiny_ghiasi, precision="fp32")
+    a = np.asarray(torch_st.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
+    b = np.asarray(ort_st.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
+    assert np.abs(a - b).max() <= 2
+    with pytest.raises(ModelError, match="not a ghiasi one"):
+        OnnxGhiasi(files[1])
