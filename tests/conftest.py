@@ -27,8 +27,8 @@ try:  # property-based tests: reproducible in CI (derandomized, no example datab
 
     settings.register_profile("brushwork", derandomize=True, database=None, deadline=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("explore", database=None, deadline=None, print_blob=True, max_examples=2000,
-                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("explore", database=None, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow])  # fresh examples every run
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "brushwork"))
 except ImportError:  # the dev extra is not installed: tests/unit/test_bad_input.py says so
     pass

@@ -128,7 +128,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     img = ImageOps.exif_transpose(img) or img
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # a float image's signalling NaNs would warn when widened
+            arr = np.asarray(img, dtype=np.float64)
         finite = np.isfinite(arr)  # a float image may hold NaN and inf: they must not set the range
         top = float(arr[finite].max()) if finite.any() else 0.0
         hi = 65535.0 if mode.startswith("I;16") or top > 255 else 255.0
