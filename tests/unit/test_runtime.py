@@ -47,7 +47,7 @@ def test_resolve_device_cuda_when_forced_unavailable(monkeypatch: pytest.MonkeyP
 
 def test_resolve_device_mps_unavailable() -> None:
     if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
-        pytest.skip("MPS is available here")
+        pytest.skip("this machine has an Apple GPU (MPS)")
     with pytest.raises(ConfigError):
         resolve_device("mps")
 
