@@ -251,7 +251,7 @@ def test_load_image_bad_bytes_end_in_one_brushwork_error(data, ext, tmp_path, ca
     check_load(_write(tmp_path, data, ext), capfd)
 
 
-@settings(max_examples=80 * FUZZ, suppress_health_check=FIXTURE_OK)
+@settings(max_examples=50 * FUZZ, suppress_health_check=FIXTURE_OK)
 @given(data=BAD_BYTES, ext=st.sampled_from([".png", ".jpg", ".tif", ""]), role=st.sampled_from(sorted(ROLES)))
 @example(data=SEEDS["jpeg"][:600], ext=".jpg", role="photo")
 @example(data=png_with_size(60000, 60000), ext=".png", role="style")
