@@ -40,7 +40,7 @@ class StylizeOptions:
     device: str = "cpu"
     precision: str = "auto"
     decoder: str | None = None
-    style_size: int = 512
+    style_size: int | None = None  # adain: 512 when None; ghiasi: the model's own
     method: str | None = None
     blend: str | None = None
 

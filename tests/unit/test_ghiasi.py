@@ -216,3 +216,20 @@ def test_onnx_export_matches_torch(tiny_ghiasi, pictures, tmp_path) -> None:
     assert np.abs(a - b).max() <= 2
     with pytest.raises(ModelError, match="not a ghiasi one"):
         OnnxGhiasi(files[1])
+
+
+def test_batch_runs_ghiasi_with_the_embedding_cached(tiny_ghiasi, pictures, tmp_path, capsys) -> None:
+    from brushwork.pipeline import ImageStylizer, StylizeOptions
+
+    st = ImageStylizer(StylizeOptions(method="ghiasi", model=str(tiny_ghiasi), styles=[(str(pictures["a"]), 1.0)]))
+    assert st.method == "ghiasi" and st(Image.open(pictures["photo"])).size == (80, 64)
+    assert len(st._loaded._cache) == 1  # the painting's embedding, computed once for every frame / photo
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        _image(photos / f"p{i}.png", 10 + i)
+    code = main(["batch", str(photos), "-o", str(tmp_path / "out"), "--method", "ghiasi", "--model", str(tiny_ghiasi),
+                 "-s", str(pictures["a"]), "--json", "-q"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["done"] == 2 and summary["failed"] == 0

@@ -95,7 +95,7 @@ class BatchSettings:
             decoder = Path(o.decoder) if o.decoder else models_dir() / "adain"
             rec["decoder"] = o.decoder
             rec["decoder_digest"] = _file_digest(decoder) if decoder.is_file() else _folder_digest(decoder)
-            rec["style_size"] = o.style_size
+            rec["style_size"] = o.style_size or 512
         painting_files = {str(s): _file_digest(Path(s)) for s, _ in o.styles if Path(s).is_file()}
         if painting_files:
             rec["style_digests"] = painting_files

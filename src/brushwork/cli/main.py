@@ -338,7 +338,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         return 0
     for m in rows:
         use = (f"--model {m.styles[0]} or --method cin -s {m.styles[0]}:0.5,{m.styles[-1]}:0.5" if m.kind == "cin"
-               else "-s ANY_PAINTING" if m.kind == "adain" else f"--model {m.name}")
+               else "-s ANY_PAINTING" if m.kind == "adain"
+               else "-s ANY_PAINTING --method ghiasi" if m.kind == "ghiasi" else f"--model {m.name}")
         distilled = f" + {m.distill_steps} distilled" if m.distill_steps else ""
         print(f"{m.name:<10} {m.kind:<9} {m.bytes / 1e6:4.1f} MB  {m.steps or '?'} steps{distilled}   use: {use}")
         if m.styles:

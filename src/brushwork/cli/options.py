@@ -29,9 +29,15 @@ def parse_model_styles(items: list[str]) -> list[tuple[str, float]]:
 
 def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[str, ...]) -> None:
     """--model / -s / --size / --strength / colour / AdaIN / engine options of a one-pass command over ``what``."""
+    from brushwork.methods.registry import methods
+
+    one_pass = [m for m in methods() if m.one_pass]
+    p.add_argument("--method", default=None, choices=[m.name for m in one_pass],
+                   help="; ".join(f"{m.name}: {m.summary}" for m in one_pass) + " (default: --model's own, else the "
+                        "fastest installed method for any painting)")
     p.add_argument("--model", metavar="NAME",
-                   help="a fast feed-forward model: a shipped model or style name (see `brushwork models`), a "
-                        "trained folder, or an exported .onnx file")
+                   help="a fast trained model: a shipped model or style name (see `brushwork models`), a "
+                        "trained folder (johnson, cin, stylebank or ghiasi), or an exported .onnx file")
     p.add_argument("-s", "--style", action="append", default=[], metavar="STYLE[:WEIGHT]",
                    help="without --model: a painting or preset for AdaIN (repeat to blend); with --model: its "
                         "style names (a:0.5,b:0.5)")
@@ -41,8 +47,10 @@ def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[
     p.add_argument("--preserve-color", choices=list(preserve), default=None,
                    help=f"keep the {what}' colours" + (" (match: AdaIN only)" if "match" in preserve else ""))
     p.add_argument("--decoder", metavar="DIR", help="AdaIN: a trained decoder folder (default: the shipped one)")
-    p.add_argument("--style-size", type=count, default=512, metavar="PX",
+    p.add_argument("--style-size", type=count, default=None, metavar="PX",
                    help="AdaIN: the painting's longest side when encoded (default 512)")
+    p.add_argument("--blend", choices=["linear", "slerp"], default=None,
+                   help="ghiasi: how several paintings mix (linear mean of their embeddings, or slerp)")
     p.add_argument("--engine", choices=["torch", "onnx", "int8"], default="torch",
                    help="PyTorch; onnxruntime (the model is exported and cached on first use); or int8: the "
                         "shipped CIN model's INT8 onnxruntime export (fastest on CPU)")
@@ -55,7 +63,9 @@ def stylize_options(args: argparse.Namespace, size: int | None) -> Any:
     """The :class:`~brushwork.pipeline.StylizeOptions` the options above describe."""
     from brushwork.pipeline import StylizeOptions
 
-    styles = parse_model_styles(args.style) if args.model else [parse_style(s) for s in args.style]
+    arbitrary = args.method not in (None, "feedforward") or not args.model
+    styles = [parse_style(s) for s in args.style] if arbitrary else parse_model_styles(args.style)
     return StylizeOptions(model=args.model, styles=styles, size=size, strength=args.strength,
                           preserve_color=args.preserve_color, engine=args.engine, device=args.device,
-                          precision=args.precision, decoder=args.decoder, style_size=args.style_size)
+                          precision=args.precision, decoder=args.decoder, style_size=args.style_size,
+                          method=args.method, blend=args.blend)
