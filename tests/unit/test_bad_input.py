@@ -169,12 +169,21 @@ def float_tiff_with_nan() -> bytes:
     return _encode(Image.fromarray(arr), "TIFF")
 
 
+def lzw_tiff_with_zeroed_strip() -> bytes:
+    """An LZW TIFF whose compressed strip is all zeros: its directory is intact, so libtiff decodes and
+    complains (on file descriptor 2, not through Python)."""
+    data = SEEDS["tiff-lzw"]
+    ifd = struct.unpack("<I", data[4:8])[0]
+    return data[:8] + b"\0" * (ifd - 8) + data[ifd:]
+
+
 BAD_BYTES = st.one_of(st.binary(min_size=1, max_size=2048), mutated(), truncated(), absurd_png(), absurd_header())
 NAMED_CASES = {  # found or built while writing this test: each one escaped once (see test_named_cases_*)
     "dds": dds_unknown_pixel_format(),
     "broken-exif": jpeg_with_broken_exif(),
     "nan-tiff": float_tiff_with_nan(),
     "lzw-tiff-cut": SEEDS["tiff-lzw"][:-30],
+    "lzw-tiff-zeroed": lzw_tiff_with_zeroed_strip(),  # libtiff prints to fd 2 about it
     "png-0x0": png_with_size(0, 0),
     "png-huge": png_with_size(2**31 - 1, 2**31 - 1),
     "png-64mp": png_with_size(8000, 8000, body=zlib.compress(b"\0" * 100)),
@@ -282,6 +291,8 @@ def test_float_image_with_nan_and_inf_keeps_its_range(tmp_path):
 def test_decoder_messages_name_the_reason(tmp_path):
     with pytest.raises(ImageError, match=r"variant of its format Pillow cannot decode \(Unknown pixel format"):
         load_image(_write(tmp_path, dds_unknown_pixel_format(), ".dds"))
+    with pytest.raises(ImageError, match=r"corrupt or truncated \(.*; libtiff: Using code not yet in table"):
+        load_image(_write(tmp_path, lzw_tiff_with_zeroed_strip(), ".tif"))
     with pytest.raises(ImageError, match=r"9000x8000 = 72 megapixels, over the 64 MP limit"):
         load_image(_write(tmp_path, png_with_size(9000, 8000), ".png"))  # under Pillow's own limit (89 MP)
     with pytest.raises(ImageError, match=r"too large to decode safely"):

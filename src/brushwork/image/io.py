@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -66,8 +67,8 @@ def _captured_c_stderr(enabled: bool) -> Iterator[list[str]]:
 def _detail(exc: BaseException, extra: list[str]) -> str:
     """The decoder's reason on one line (the last libtiff message too, when there is one)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if extra:
-        text += f"; libtiff: {' '.join(extra[-1].split())[:160]}"
+    if extra:  # "tempfile.tif: Using code not yet in table.": the name is Pillow's, not the user's file
+        text += f"; libtiff: {re.sub(r'^[^:]*[.]tiff?: ', '', ' '.join(extra[-1].split()))[:160]}"
     return text
 
 
