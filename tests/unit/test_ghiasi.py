@@ -48,6 +48,18 @@ def tiny_ghiasi(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def exported(tiny_ghiasi, tmp_path_factory):
+    """The tiny model's three graphs, exported once where ``--engine onnx`` looks for them."""
+    from brushwork.export.onnx import _cache_for, export_ghiasi
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BRUSHWORK_HOME", str(tmp_path_factory.mktemp("home")))
+    files = export_ghiasi(tiny_ghiasi, _cache_for(tiny_ghiasi, "ghiasi"))
+    yield files
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
 def pictures(tmp_path_factory):
     d = tmp_path_factory.mktemp("pics")
     return {"photo": _image(d / "photo.png", 0), "a": _image(d / "a.png", 1, (96, 96), True),
@@ -202,11 +214,11 @@ def test_preset_holds_ghiasi_statistics(tiny_ghiasi, pictures, tmp_path) -> None
     assert torch.allclose(from_preset, from_image, atol=1e-2)
 
 
-def test_onnx_export_matches_torch(tiny_ghiasi, pictures, tmp_path) -> None:
-    from brushwork.export.onnx import OnnxGhiasi, export_ghiasi, ghiasi_paths, read_meta
+def test_onnx_export_matches_torch(tiny_ghiasi, exported, pictures) -> None:
+    from brushwork.export.onnx import OnnxGhiasi, ghiasi_paths, read_meta
 
-    files = export_ghiasi(tiny_ghiasi, tmp_path / "g.onnx")
-    assert [p.name for p in files] == [p.name for p in ghiasi_paths(tmp_path / "g.onnx")]
+    files = exported
+    assert [p.name for p in files] == [p.name for p in ghiasi_paths(files[0])]
     assert read_meta(files[0])["kind"] == "ghiasi"
     ort_st = OnnxGhiasi(files[0])
     ort_st.config.style_size = TINY["style_size"]
@@ -233,3 +245,25 @@ def test_batch_runs_ghiasi_with_the_embedding_cached(tiny_ghiasi, pictures, tmp_
     assert code == 0, capsys.readouterr().err
     summary = json.loads(capsys.readouterr().out)
     assert summary["done"] == 2 and summary["failed"] == 0
+
+
+def test_onnx_int8_and_engine_flag(tiny_ghiasi, exported, pictures, tmp_path, capsys) -> None:
+    from brushwork.export.onnx import OnnxGhiasi
+    from brushwork.export.quantize import quantize
+
+    main_graph = exported[0]
+    q = quantize(main_graph, tmp_path / "g.int8.onnx", photos=[pictures["photo"], pictures["a"]], size=64)
+    st = OnnxGhiasi(q)
+    st.config.style_size = TINY["style_size"]
+    ref = OnnxGhiasi(main_graph)
+    ref.config.style_size = TINY["style_size"]
+    a = np.asarray(ref.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
+    b = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
+    assert np.abs(a - b).mean() < 12  # INT8 keeps the picture (a few levels of 255 on average)
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(pictures["photo"]), "-s", str(pictures["a"]), "--model", str(tiny_ghiasi),
+                 "--engine", "onnx", "-o", str(out), "-q"]) == 0, capsys.readouterr().err
+    assert out.is_file()
+    assert main(["stylize", str(pictures["photo"]), "-s", str(pictures["a"]), "--model", str(tiny_ghiasi),
+                 "--engine", "int8", "-o", str(tmp_path / "o8.png"), "-q"]) == 2
+    assert "no INT8 export ships" in capsys.readouterr().err

@@ -360,7 +360,7 @@ class OnnxGhiasi(GhiasiStylizer):
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self.config = GhiasiConfig(widths=tuple(meta["widths"]), embedding=meta["embedding_size"],
                                    style_size=meta["style_size"])
-        _, head, enc = ghiasi_paths(self.path.with_name(self.path.name.replace(".int8.onnx", ".onnx")))
+        _, head, enc = ghiasi_paths(self.path)
         self.session = session(self.path, threads)
         self.head_session = session(head, threads)
         self.encoder_session = session(enc, threads)

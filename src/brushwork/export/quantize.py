@@ -10,6 +10,7 @@ one-hot style weights or a built-in painting's AdaIN statistics, cycled.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,7 +57,10 @@ def _ghiasi_embeddings(meta: dict[str, Any]) -> list[np.ndarray]:
     head = session(ghiasi_paths(meta["_path"])[1])
     out = []
     for name in sorted(preset_paths()):
-        stats = find_preset(name).ghiasi_stats(meta["style_size"])
+        preset = find_preset(name)
+        stats = preset.ghiasi_stats(meta["style_size"])
+        if stats is None and preset.ghiasi:  # statistics at another size still give realistic embeddings
+            stats = next(iter(preset.ghiasi.values()))
         if stats is not None:
             (e,) = head.run(None, {"statistics": stats.float().numpy()})
             out.append(e)
@@ -122,6 +126,12 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
     pairs = [(src, dst, meta)]
     if meta.get("kind") == "adain":
         pairs.append((encoder_path(src), encoder_path(dst), read_meta(encoder_path(src))))
+    if meta.get("kind") == "ghiasi":  # the head and statistics graphs go beside the INT8 transformer unchanged
+        from brushwork.export.onnx import ghiasi_paths
+
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        for s_path, d_path in zip(ghiasi_paths(src)[1:], ghiasi_paths(dst)[1:]):
+            shutil.copyfile(s_path, d_path)
     for s, d, m in pairs:
         d.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
