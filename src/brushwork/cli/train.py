@@ -17,8 +17,8 @@ DISTILL_DEFAULTS = {"steps": 3000, "batch": 8, "crop": 256, "lr": 2e-4, "lr_deca
 #: StyleBankTrainConfig.steps and style_steps, and ADD_STYLE_STEPS (a test keeps them equal).
 STYLEBANK_STEPS, STYLEBANK_STYLE_STEPS, STYLEBANK_ADD_STEPS = 10000, 2, 3000
 #: GhiasiTrainConfig's defaults (a test keeps them equal).
-GHIASI_DEFAULTS = {"steps": 20000, "batch": 4, "crop": 256, "lr": 1e-3, "augment": 4, "style_size": 256,
-                   "widths": (16, 32, 64)}
+GHIASI_DEFAULTS = {"steps": 20000, "batch": 4, "crop": 256, "lr": 5e-4, "augment": 4, "style_size": 256,
+                   "widths": (16, 32, 64), "clip_grad": 1.0}
 
 
 def _common(p: argparse.ArgumentParser, steps: int | None, batch: int, crop: int, lr: float, lr_decay: float,
@@ -115,6 +115,9 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     gh.add_argument("--end-kernel", type=int, default=5, metavar="K")
     gh.add_argument("--condition", choices=["all", "decoder"], default="all",
                     help="norms the embedding drives: all, or residual + upsampling only (Magenta)")
+    gh.add_argument("--clip-grad", type=float, default=GHIASI_DEFAULTS["clip_grad"], metavar="NORM",
+                    help="cap on the gradients' global norm (0: off); keeps a rare huge batch from throwing the "
+                         "net off")
     gh.add_argument("--tv-weight", type=float, default=FEEDFORWARD_DEFAULTS["tv_weight"])
     gh.add_argument("--saturation-weight", type=float, default=FEEDFORWARD_DEFAULTS["saturation_weight"])
 
@@ -297,7 +300,7 @@ def _run_ghiasi(args: argparse.Namespace) -> int:
         saturation_weight=args.saturation_weight, style_size=args.style_size, augment=args.augment,
         widths=args.widths, n_residual=args.residual, end_kernel=args.end_kernel, condition=args.condition,
         init=args.init, seed=args.seed, precision=args.precision, checkpoint_every=args.checkpoint_every,
-        exclude=args.exclude, exclude_styles=args.exclude_style, command=_command(),
+        exclude=args.exclude, exclude_styles=args.exclude_style, command=_command(), clip_grad=args.clip_grad,
     )
     model = _train("train ghiasi", args, train_ghiasi, cfg)
     _report(f"ghiasi model -> {model} (use: brushwork stylize photo.jpg -s painting.jpg --method ghiasi "

@@ -42,10 +42,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                   sched: torch.optim.lr_scheduler.LRScheduler) -> None:
-    """One update as every trainer makes it: fresh gradients, the (fp16-scaled) step, the lr schedule."""
+                   sched: torch.optim.lr_scheduler.LRScheduler, clip: float | None = None) -> None:
+    """One update as every trainer makes it: fresh gradients, the (fp16-scaled) step, the lr schedule;
+    ``clip`` caps the gradients' global norm (a rare huge batch then cannot throw the net off)."""
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if clip:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
     scaler.step(opt)
     scaler.update()
     sched.step()
