@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, labelled_grid, table, write_report  # noqa: E402
+import contextlib
+
+from common import DEFAULT_DATA, labelled_grid, table, write_report
 
 # photos and paintings held out of the shipped ghiasi model's training (its --exclude/--exclude-style globs)
 PAIRS = [("content/brad_pitt.jpg", "style/la_muse.jpg"), ("content/golden_gate.jpg", "style/candy.jpg"),
@@ -46,10 +48,8 @@ def cpu_kind() -> dict[str, Any]:
     import torch
 
     name = platform.processor() or ""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         name = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
-    except (OSError, AttributeError):
-        pass
     return {"cpu": name, "capability": torch.backends.cpu.get_cpu_capability(),
             "bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "threads": torch.get_num_threads()}
 
@@ -81,7 +81,7 @@ def quality(data: Path, model: str) -> list[dict[str, Any]]:
         sel = [r for r in rows if r["method"] == name]
         means.append({"method": name, **{k: round(sum(r[k] for r in sel) / len(sel), 3)
                                          for k in ("style", "content", "palette", "clipped %")}})
-    return means + [{"method": "", "style": "", "content": "", "palette": "", "clipped %": ""}] + rows
+    return [*means, {"method": "", "style": "", "content": "", "palette": "", "clipped %": ""}, *rows]
 
 
 def _timed(cmd: list[str]) -> tuple[float, float]:
