@@ -89,3 +89,20 @@ def test_the_shipped_ghiasi_model_paints_any_painting() -> None:
     a = np.asarray(st.stylize(demo_photo(), ["starry_night"], size=128).image, dtype=float)
     b = np.asarray(st.stylize(demo_photo(), ["the_scream"], size=128).image, dtype=float)
     assert np.abs(a - b).mean() > 5
+
+
+def test_the_shipped_ghiasi_int8_export_matches_its_card_and_the_torch_net(tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    from brushwork.demo import demo_photo
+    from brushwork.export.onnx import OnnxGhiasi
+    from brushwork.methods.ghiasi import GhiasiStylizer
+
+    card = json.loads((MODELS / "ghiasi" / "MODEL.json").read_text())["int8"]
+    data = (MODELS / "ghiasi" / card["file"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == card["sha256"] and len(data) == card["bytes"] < 15e6
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))  # the float head and statistics graphs are exported here
+    q = OnnxGhiasi.from_model(None, engine="int8")
+    a = np.asarray(GhiasiStylizer(precision="fp32").stylize(demo_photo(), ["starry_night"], size=192).image, float)
+    b = np.asarray(q.stylize(demo_photo(), ["starry_night"], size=192).image, float)
+    assert np.abs(a - b).mean() < 10
