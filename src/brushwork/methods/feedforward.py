@@ -303,6 +303,21 @@ def estimate_memory(width: int, height: int, dtype: torch.dtype, widths: Sequenc
     return int(width * height * ((c2 + 2 * c1) * b + c1 * 4 * 2 + 3 * 4 * 6) + (200 << 20))
 
 
+def photo_tensor(photo: ImageInput, size: int | None, upscale: bool, notes: list[str], dtype: torch.dtype,
+                 widths: Sequence[int], device: torch.device, kind: str,
+                 memory_limit: int | None = None) -> tuple[torch.Tensor, Any]:
+    """The photo as ``(1, 3, h, w)`` at ``size`` (longest side; kept unless ``upscale``), after the size and
+    memory checks every transformer-net pass makes; also the decoded PIL image (for statistics)."""
+    photo_img = load_image(photo, what="photo")
+    w, h = fit_size(photo_img.size, size, allow_upscale=upscale)
+    if size is not None and size > max(photo_img.size) and not upscale:
+        notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; kept its size (allow upscaling to enlarge)")
+    if min(w, h) < MIN_INPUT:
+        raise ImageError(f"photo is {w}x{h}: too small (min {MIN_INPUT} px on each side)")
+    check_memory(estimate_memory(w, h, dtype, widths), device, f"a {kind} pass at {w}x{h}", memory_limit)
+    return to_tensor(resize(photo_img, (w, h)), device), photo_img
+
+
 class FeedForwardStylizer:
     """A trained johnson/cin net held on a device, so repeated calls (video, batches) load it once."""
 
@@ -351,16 +366,9 @@ class FeedForwardStylizer:
             raise ConfigError(f"size must be at least 32 px, got {size}")
         t0 = time.perf_counter()
         weights, chosen, notes = style_weight_vector(self.style_names, styles)
-        photo_img = load_image(photo, what="photo")
-        w, h = fit_size(photo_img.size, size, allow_upscale=upscale)
-        if size is not None and size > max(photo_img.size) and not upscale:
-            notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; "
-                         "kept its size (allow upscaling to enlarge)")
-        if min(w, h) < MIN_INPUT:
-            raise ImageError(f"photo is {w}x{h}: too small (min {MIN_INPUT} px on each side)")
-        check_memory(estimate_memory(w, h, self.dtype, self.net.config.widths), self.device,
-                     f"a {self.kind} pass at {w}x{h}", memory_limit)
-        x = to_tensor(resize(photo_img, (w, h)), self.device)
+        x, _ = photo_tensor(photo, size, upscale, notes, self.dtype, self.net.config.widths, self.device,
+                            self.kind, memory_limit)
+        w, h = x.shape[-1], x.shape[-2]
         out = self.transform(x, weights) if strength > 0 else x
         if preserve_color == "luminance":
             out = combine_luminance(out, x)

@@ -33,15 +33,14 @@ from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
 from brushwork.methods.feedforward import (
-    MIN_INPUT,
     ConditionalInstanceNorm2d,
     NormParams,
     TransformerConfig,
     TransformerNet,
-    estimate_memory,
+    photo_tensor,
 )
 from brushwork.pretrained import config_fields, frozen, load_weights, norm_net_memory_format, read_config, save_folder
-from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
+from brushwork.runtime import autocast, resolve_device, resolve_precision
 
 KIND = "ghiasi"
 MODEL_FORMAT = 1
@@ -346,16 +345,9 @@ class GhiasiStylizer:
             raise ConfigError("--blend slerp interpolates between styles: give at least two unmasked paintings")
         t0 = time.perf_counter()
         notes: list[str] = []
-        photo_img = load_image(photo, what="photo")
-        w, h = fit_size(photo_img.size, size, allow_upscale=upscale)
-        if size is not None and size > max(photo_img.size) and not upscale:
-            notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; kept its size (allow upscaling to "
-                         "enlarge)")
-        if min(w, h) < MIN_INPUT:
-            raise ImageError(f"photo is {w}x{h}: too small (min {MIN_INPUT} px on each side)")
-        check_memory(estimate_memory(w, h, self.dtype, self.config.widths), self.device,
-                     f"a ghiasi pass at {w}x{h}", memory_limit)
-        x = to_tensor(resize(photo_img, (w, h)), self.device)
+        x, photo_img = photo_tensor(photo, size, upscale, notes, self.dtype, self.config.widths, self.device,
+                                    KIND, memory_limit)
+        w, h = x.shape[-1], x.shape[-2]
         embeddings = [self.embed_image(s) for s in styles]
         own = None
         if strength < 1:
