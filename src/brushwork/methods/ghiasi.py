@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
 from brushwork.methods.feedforward import (
     ConditionalInstanceNorm2d,
+    FeedForwardResult,
     NormParams,
     TransformerConfig,
     TransformerNet,
@@ -237,13 +238,8 @@ def blend_embeddings(embeddings: Sequence[torch.Tensor], weights: Sequence[float
     return acc
 
 
-@dataclass
-class GhiasiResult:
-    image: Any
-    seconds: float
-    size: tuple[int, int]
-    notes: list[str] = field(default_factory=list)
-    styles: dict[str, float] = field(default_factory=dict)
+#: a ghiasi pass returns what a feed-forward pass does (image, seconds, size, notes, the blend applied)
+GhiasiResult = FeedForwardResult
 
 
 def builtin_model_dir() -> Path:

@@ -185,12 +185,11 @@ class _Train(nn.Module):
 
 
 def _load_init(name: str) -> Any:
+    """The CIN net ``--init`` names (a folder or a shipped model / style name)."""
     from brushwork.methods.feedforward import TransformerNet
     from brushwork.registry import resolve_model
 
-    folder, _ = resolve_model(name)
-    net = TransformerNet.from_pretrained(folder)
-    return net
+    return TransformerNet.from_pretrained(resolve_model(name)[0])
 
 
 def train_ghiasi(cfg: GhiasiTrainConfig, device: str | torch.device = "cpu",
