@@ -16,15 +16,18 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brushwork.errors import ImageError
 
-ImageInput = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]  # noqa: UP007 - a runtime alias on 3.10
+if TYPE_CHECKING:  # pragma: no cover - torch is imported only where a tensor is really used
+    import torch
+
+# torch stays out of this module: the torch-free runtime (brushwork.inference) reads and writes through it
+ImageInput = Union[str, Path, Image.Image, np.ndarray, "torch.Tensor"]  # Union: a runtime alias on 3.10
 
 #: Refuse images with more pixels than this before decoding them (decompression bombs).
 MAX_PIXELS = 64_000_000
@@ -175,7 +178,8 @@ def load_image(src: ImageInput, what: str = "image") -> Image.Image:
     """
     if isinstance(src, Image.Image):
         return _to_rgb(src)
-    if isinstance(src, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only exist where torch is already imported
+    if torch is not None and isinstance(src, torch.Tensor):
         from brushwork.image.convert import from_tensor
 
         return from_tensor(src)

@@ -1,5 +1,6 @@
-"""Style-transfer methods. Each module is one family from the literature."""
+"""Style-transfer methods. Each module is one family from the literature.
 
-from brushwork.methods.optimize import OptimizeConfig, StepInfo, StyleSpec, StylizeResult, optimize
-
-__all__ = ["OptimizeConfig", "StepInfo", "StyleSpec", "StylizeResult", "optimize"]
+Nothing is imported here: the registry (``methods.registry``, ``methods.builtin``) is torch-free and
+the method modules load torch, so each is imported by name (``brushwork.optimize`` is the public API
+of the optimization method).
+"""
