@@ -16,8 +16,14 @@ def check_plot_path(path: str | Path) -> None:
         raise ConfigError(f"plot file must end in one of {', '.join(_FORMATS)}: {path}")
 
 
-def plot_losses(history: Sequence[dict[str, float]], path: str | Path, title: str = "") -> Path:
-    """Plot each loss term against the step on a log scale; dashed lines mark scale changes."""
+DEFAULT_KEYS = (("total", "black"), ("style", "tab:red"), ("content", "tab:blue"), ("tv", "tab:green"),
+                ("l1", "tab:purple"))
+
+
+def plot_losses(history: Sequence[dict[str, float]], path: str | Path, title: str = "",
+                keys: Sequence[tuple[str, str]] = DEFAULT_KEYS) -> Path:
+    """Plot each loss term (``keys``: name and colour) against the step on a log scale; dashed lines mark
+    scale changes."""
     check_plot_path(path)
     import matplotlib
 
@@ -27,8 +33,7 @@ def plot_losses(history: Sequence[dict[str, float]], path: str | Path, title: st
     path = Path(path)
     steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for key, colour in (("total", "black"), ("style", "tab:red"), ("content", "tab:blue"), ("tv", "tab:green"),
-                        ("l1", "tab:purple")):
+    for key, colour in keys:
         values = [h[key] for h in history if key in h]
         if values and any(v > 0 for v in values):
             ax.plot(steps[: len(values)], values, label=key, color=colour, linewidth=1.4)

@@ -20,6 +20,10 @@ STYLEBANK_STEPS, STYLEBANK_STYLE_STEPS, STYLEBANK_ADD_STEPS = 10000, 2, 3000
 GHIASI_DEFAULTS = {"steps": 20000, "batch": 4, "crop": 256, "lr": 5e-4, "augment": 4, "style_size": 256,
                    "widths": (16, 32, 64), "clip_grad": 1.0}
 
+#: CycleGANTrainConfig's defaults (a test keeps them equal).
+CYCLEGAN_DEFAULTS = {"steps": 200000, "batch": 1, "crop": 256, "lr": 2e-4, "ngf": 64, "n_blocks": 9, "ndf": 64,
+                     "cycle_weight": 10.0, "identity": 0.5, "pool_size": 50, "sample_every": 500}
+
 
 def _common(p: argparse.ArgumentParser, steps: int | None, batch: int, crop: int, lr: float, lr_decay: float,
             style_weight: float | None, crop_multiple: int) -> None:
@@ -140,6 +144,40 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     sb.add_argument("--style-steps", type=int, default=STYLEBANK_STYLE_STEPS, metavar="T",
                     help="stylizing steps before each auto-encoder (identity) step: the paper's T")
 
+    _add_cyclegan(tsub)
+
+
+def _add_cyclegan(tsub: argparse._SubParsersAction) -> None:
+    d = CYCLEGAN_DEFAULTS
+    cg = tsub.add_parser("cyclegan", help="translate photos into a painter's whole collection (and back) from two "
+                                          "unpaired folders (CycleGAN, Zhu et al. 2017)")
+    cg.add_argument("--photos", action="append", required=True, metavar="DIR", help="folder of photos (repeatable)")
+    cg.add_argument("--paintings", action="append", required=True, metavar="DIR",
+                    help="folder of the painter's paintings (repeatable)")
+    _common(cg, steps=d["steps"], batch=d["batch"], crop=d["crop"], lr=d["lr"], lr_decay=0.0, style_weight=None,
+            crop_multiple=4)
+    cg.add_argument("--exclude-painting", action="append", default=[], metavar="GLOB",
+                    help="hold out paintings whose file name matches (repeatable)")
+    cg.add_argument("--generator", choices=["resnet", "unet"], default="resnet",
+                    help="resnet (the paper's: residual blocks at 1/4 size) or unet (encoder-decoder with skips)")
+    cg.add_argument("--ngf", type=int, default=d["ngf"], help="generator channels of the first layer (paper 64; "
+                                                               "16-32 for CPU)")
+    cg.add_argument("--blocks", type=int, default=d["n_blocks"], help="resnet: residual blocks (paper: 9 at 256 px, "
+                                                                       "6 at 128 px)")
+    cg.add_argument("--depth", type=int, default=None, help="unet: downsamplings (default 8 at 256 px, 7 at 128)")
+    cg.add_argument("--ndf", type=int, default=d["ndf"], help="discriminator channels of the first layer")
+    cg.add_argument("--upsample", choices=["resize", "transposed"], default="resize",
+                    help="resize: nearest 2x + conv (no checkerboards, default); transposed: the paper's layer")
+    cg.add_argument("--name", default="painting", help="the painting domain's name: the model's style (e.g. monet)")
+    cg.add_argument("--decay-start", type=int, default=None, metavar="STEP",
+                    help="step where the linear lr decay to 0 begins (default: half of --steps)")
+    cg.add_argument("--cycle-weight", type=float, default=d["cycle_weight"])
+    cg.add_argument("--identity", type=float, default=d["identity"], help="identity weight, as a share of the "
+                                                                          "cycle weight (0 = off)")
+    cg.add_argument("--pool", type=int, default=d["pool_size"], help="past fakes the discriminators also see")
+    cg.add_argument("--sample-every", type=int, default=d["sample_every"], metavar="N",
+                    help="write a sheet of held-out photos through the generators every N steps (0 = never)")
+
 
 def _widths(text: str) -> tuple[int, ...]:
     """``32,64,128`` -> (32, 64, 128); argparse turns the ValueError into a usage error."""
@@ -182,7 +220,7 @@ def _train(desc: str, args: argparse.Namespace, trainer: Callable[..., Any], cfg
 def run(args: argparse.Namespace) -> int:
     """Run a trainer; under torchrun each process joins the group first (one rank writes, see training.distributed)."""
     runner = {"johnson": _run_feedforward, "cin": _run_feedforward, "stylebank": _run_stylebank,
-              "distill": _run_distill, "ghiasi": _run_ghiasi}.get(
+              "distill": _run_distill, "ghiasi": _run_ghiasi, "cyclegan": _run_cyclegan}.get(
         args.train_method, _run_adain)
     if not _torchrun():
         return runner(args)
@@ -305,4 +343,25 @@ def _run_ghiasi(args: argparse.Namespace) -> int:
     model = _train("train ghiasi", args, train_ghiasi, cfg)
     _report(f"ghiasi model -> {model} (use: brushwork stylize photo.jpg -s painting.jpg --method ghiasi "
             f"--model {model})")
+    return 0
+
+
+def _run_cyclegan(args: argparse.Namespace) -> int:
+    from brushwork.training.cyclegan import CycleGANTrainConfig, train_cyclegan
+
+    if args.lr_decay:
+        from brushwork.errors import ConfigError
+
+        raise ConfigError("--lr-decay: a CycleGAN decays linearly after --decay-start instead")
+    cfg = CycleGANTrainConfig(
+        photos=args.photos, paintings=args.paintings, out_dir=args.output, generator=args.generator, ngf=args.ngf,
+        n_blocks=args.blocks, depth=args.depth, ndf=args.ndf, upsample=args.upsample, name=args.name,
+        steps=args.steps, decay_start=args.decay_start, batch=args.batch, crop=args.crop, lr=args.lr,
+        cycle_weight=args.cycle_weight, identity=args.identity, pool_size=args.pool, seed=args.seed,
+        precision=args.precision, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+        exclude=args.exclude, exclude_paintings=args.exclude_painting, command=_command(),
+    )
+    model = _train("train cyclegan", args, train_cyclegan, cfg)
+    _report(f"cyclegan model (photo -> {cfg.name}, and back) -> {model} "
+            f"(use: brushwork stylize photo.jpg --model {model} -o out.png; -s photo for the reverse)")
     return 0
