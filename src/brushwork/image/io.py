@@ -14,9 +14,9 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -213,17 +213,28 @@ def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img.resize(tuple(size), Image.Resampling.LANCZOS)
 
 
-def save_image(img: Image.Image, path: str | Path, quality: int = 95) -> Path:
-    """Write ``img`` to ``path``; the format follows the extension (PNG, JPEG, WebP, TIFF)."""
+def save_image(img: Image.Image, path: str | Path, quality: int = 95, *,
+               provenance: Mapping[str, Any] | None = None, watermark: bool = True,
+               notes: list[str] | None = None) -> Path:
+    """Write ``img`` to ``path``; the format follows the extension (PNG, JPEG, WebP, TIFF).
+
+    Just before encoding, the invisible watermark is embedded (``watermark=False``: not) and ``provenance``
+    (a :func:`brushwork.provenance.build_provenance` record; None: no metadata) is written into the file.
+    An image too small to carry the mark is written unmarked, with a note appended to ``notes``.
+    """
+    from brushwork import provenance as _prov
+
     path = Path(path).expanduser()
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(
             f"cannot write '{path.suffix or path.name}': use one of {', '.join(sorted(_WRITE_FORMATS))}"
         )
+    img, kwargs, note = _prov.encode(img, fmt, provenance=provenance, watermark=watermark, quality=quality)
+    if note and notes is not None and note not in notes:
+        notes.append(note)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
         img.save(path, fmt, **kwargs)
     except OSError as exc:
         raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from exc
