@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_method_options(st)
     st.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from brushwork.cli import inspect as _inspect
+
+    _inspect.add_output_flags(st)
 
     demo = sub.add_parser("demo", help="a real stylization of a bundled photo, no files needed")
     demo.add_argument("-o", "--output", default="brushwork_demo.png")
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=positive_int, default=150, help="optimize only")
     demo.add_argument("--device", default="cpu")
     demo.add_argument("-q", "--quiet", action="store_true")
+    _inspect.add_output_flags(demo)
 
     sub.add_parser("styles", help="list the built-in and saved style presets")
     models = sub.add_parser("models", help="list the trained models shipped with brushwork")
@@ -120,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     from brushwork.cli import video
 
     video.add_parser(sub, _Parser)
+    _inspect.add_parser(sub, _Parser)
     return parser
 
 
@@ -211,6 +216,15 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     for out in outputs:
         _check_output_name(out)
     args.method = method.name
+    from brushwork.cli.inspect import provenance_for
+
+    prov = provenance_for(args, method.name, named,
+                          model=args.model or (method.name if method.model_files(request) else None),
+                          model_files=method.model_files(request),
+                          settings={"size": request.size, "strength": request.strength,
+                                    "preserve_color": request.preserve_color, "mask": bool(args.mask) or None,
+                                    "region_masks": bool(request.masks) or None,
+                                    **{k: v for k, v in dataclasses.asdict(options).items() if k != "plot"}})
     for photo, out in zip(args.photos, outputs):
         req = request
         if args.size is None and method.max_size:  # the photo's own size, capped so a phone photo fits in memory
@@ -227,7 +241,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        save_image(result.image, out)
+        save_image(result.image, out, provenance=prov, watermark=not args.no_watermark, notes=result.notes)
         if plot:
             from brushwork.plot import plot_losses
 
@@ -301,7 +315,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             bar.close()
     if args.model:
         args.style = next(iter(result.info["styles"]))
-    out = save_image(result.image, args.output)
+    from brushwork.cli.inspect import provenance_for
+
+    prov = provenance_for(args, method.name, [] if args.model else [(args.style, 1.0)], model=args.model,
+                          model_files=method.model_files(request), settings={"size": request.size, "demo": True})
+    out = save_image(result.image, args.output, provenance=prov, watermark=not args.no_watermark)
     print(f"stylized {photo.name} with '{args.style}' ({method.name}) -> {out} ({result.size[0]}x{result.size[1]}, "
           f"{result.seconds:.1f} s)")
     return 0
@@ -365,6 +383,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return batch.run(args)
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from brushwork.cli import inspect
+
+    return inspect.run(args)
+
+
 def _cmd_video(args: argparse.Namespace) -> int:
     from brushwork.cli import video
 
@@ -373,7 +397,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, "preset": _cmd_preset,
              "train": _cmd_train, "models": _cmd_models, "export": _cmd_export, "video": _cmd_video,
-             "batch": _cmd_batch}
+             "batch": _cmd_batch, "inspect": _cmd_inspect}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
