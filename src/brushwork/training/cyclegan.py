@@ -231,8 +231,10 @@ def _check_run_folder(out: Path, net_cfg: CycleGANConfig) -> None:
     if state.get("method") != METHOD:
         raise ConfigError(f"{out} holds a run of another method ({state.get('method', 'not cyclegan')}): "
                           "use another output folder")
-    saved = state.get("net_config", {})
-    now = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(net_cfg).items()}
+    def plain(cfg: dict[str, Any]) -> dict[str, Any]:  # tuples come back from a checkpoint as lists or tuples
+        return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in cfg.items()}
+
+    saved, now = plain(state.get("net_config", {})), plain(asdict(net_cfg))
     if saved != now:
         diff = ", ".join(f"{k} {saved.get(k)} (asked {now[k]})" for k in now if saved.get(k) != now[k])
         raise ConfigError(f"the checkpoint in {out} is of another CycleGAN ({diff}): use another output folder")
