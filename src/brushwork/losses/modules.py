@@ -31,16 +31,39 @@ class GramStyleLoss(nn.Module):
 
 
 class MeanStdStyleLoss(nn.Module):
-    """Holds target channel mean/std (AdaIN's style statistics)."""
+    """Holds target channel mean/std (AdaIN's style statistics), optionally of a region of the painting."""
 
-    def __init__(self, style_features: torch.Tensor) -> None:
+    def __init__(self, style_features: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         super().__init__()
-        mean, std = L.mean_std(style_features.detach())
+        mean, std = L.mean_std(style_features.detach(), mask=mask)
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return L.mean_std_loss(features, self.mean, self.std)
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return L.mean_std_loss(features, self.mean, self.std, mask)
+
+
+class MMDStyleLoss(nn.Module):
+    """Holds a painting's MMD statistics under ``kernel`` (and, for the Gaussian, its random features,
+    seeded by ``seed``, bandwidth by the median heuristic); see :func:`~brushwork.losses.functional.mmd_loss`."""
+
+    def __init__(self, style_features: torch.Tensor, kernel: str = "gaussian", mask: torch.Tensor | None = None,
+                 *, n_features: int | None = None, seed: int = 0, offset: float = 1.0) -> None:
+        super().__init__()
+        f = style_features.detach()
+        self.kernel, self.offset = kernel, offset
+        self.rff = L.fourier_features(f, n_features, seed) if kernel == "gaussian" else None
+        self.targets = L.mmd_stats(f, kernel, rff=self.rff, mask=mask)
+        for i, t in enumerate(self.targets):
+            self.register_buffer(f"target{i}", t)
+        if self.rff is not None:
+            self.register_buffer("rff_weight", self.rff.weight)
+            self.register_buffer("rff_bias", self.rff.bias)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        targets = tuple(getattr(self, f"target{i}") for i in range(len(self.targets)))
+        rff = None if self.rff is None else L.FourierFeatures(self.rff_weight, self.rff_bias, self.rff.sigma)
+        return L.mmd_loss(features, targets, self.kernel, rff=rff, mask=mask, offset=self.offset)
 
 
 class TVLoss(nn.Module):

