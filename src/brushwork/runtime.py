@@ -11,13 +11,12 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-import os
 import sys
 from collections.abc import Iterator
 
 import torch
 
-from brushwork.errors import ConfigError, ResourceError
+from brushwork.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -70,24 +69,16 @@ def available_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
+    from brushwork.inference.arrays import available_ram
+
+    return available_ram()
 
 
 def check_memory(estimate: int, device: torch.device, what: str, limit: int | None = None) -> None:
     """Refuse clearly, before any work, when ``estimate`` bytes will not fit."""
-    budget = limit if limit is not None else int(available_memory_bytes(device) * 0.9)
-    if estimate > budget:
-        raise ResourceError(
-            f"{what} needs about {estimate / 2**30:.1f} GiB but only {budget / 2**30:.1f} GiB is available "
-            f"on {device.type}: use a smaller --size"
-        )
+    from brushwork.inference.arrays import check_budget
+
+    check_budget(estimate, what, limit, available_memory_bytes(device), device.type)
 
 
 @contextlib.contextmanager

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from brushwork.encoders.hub import cache_dir
 from brushwork.errors import ConfigError, ModelError, did_you_mean
-from brushwork.image.convert import to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
-from brushwork.losses.functional import gram_matrix, mean_std
+
+if TYPE_CHECKING:  # pragma: no cover - torch loads where statistics are computed or read as tensors
+    import numpy as np
+    import torch
 
 PRESET_FORMAT = 1
 GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -70,12 +71,16 @@ class StylePreset:
 
 
 def _triu(g: torch.Tensor) -> torch.Tensor:
+    import torch
+
     c = g.shape[-1]
     i, j = torch.triu_indices(c, c)
     return g[0, i, j]
 
 
 def _untriu(v: torch.Tensor, c: int) -> torch.Tensor:
+    import torch
+
     i, j = torch.triu_indices(c, c)
     g = torch.zeros(c, c, dtype=torch.float32)
     g[i, j] = v.float()
@@ -87,7 +92,11 @@ def compute_preset(image: ImageInput, name: str, *, size: int = PRESET_SIZE, wei
                    pooling: str = "max", meta: dict[str, str] | None = None) -> StylePreset:
     """Statistics of a painting at ``size`` px (longest side), in float32, plus the ghiasi method's
     statistics at :data:`GHIASI_SIZE` (so a preset works with every arbitrary-style method)."""
+    import torch
+
     from brushwork.encoders.vgg import load_encoder
+    from brushwork.image.convert import to_tensor
+    from brushwork.losses.functional import gram_matrix, mean_std
     from brushwork.methods.ghiasi import STAT_LAYERS as GHIASI_LAYERS
     from brushwork.methods.ghiasi import style_statistics
 
@@ -190,6 +199,11 @@ def preset_info() -> list[dict[str, str]]:
 
 def find_preset(name: str) -> StylePreset:
     """A preset by name, with "did you mean" for near misses."""
+    return load_preset(preset_path(name))
+
+
+def preset_path(name: str) -> Path:
+    """The file of a preset by name, its checksum verified (torch-free: the onnxruntime path reads it too)."""
     paths = preset_paths()
     if name not in paths:
         raise ConfigError(f"unknown style '{name}': not an image file and not a style preset"
@@ -202,16 +216,38 @@ def find_preset(name: str) -> StylePreset:
         want = json.loads(sidecar.read_text()).get("sha256")
         if want and hashlib.sha256(path.read_bytes()).hexdigest() != want:
             raise ModelError(f"style preset '{name}' fails its sha256 check (corrupt install?): {path}")
-    return load_preset(path)
+    return path
 
 
 def resolve_style(style: ImageInput | StylePreset) -> ImageInput | StylePreset:
     """A path that exists stays a path; otherwise a bare name is looked up among the presets."""
+    src = style_source(style)
+    return load_preset(src[1]) if isinstance(src, tuple) else src
+
+
+def style_source(style: ImageInput | StylePreset) -> ImageInput | StylePreset | tuple[str, Path]:
+    """``style`` itself, or ``("preset", path)`` for a preset's name (torch-free)."""
     if isinstance(style, str) and not Path(style).expanduser().exists():
         looks_like_file = Path(style).suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
         if looks_like_file:
             from brushwork.errors import ImageError
 
             raise ImageError(f"style image not found: {style}")
-        return find_preset(style)
+        return ("preset", preset_path(style))
     return style
+
+
+def read_ghiasi_statistics(path: str | Path, size: int) -> np.ndarray | None:
+    """A preset's ghiasi statistics ``(1, 1920)`` at ``size`` px as numpy, without torch (None if absent)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            if (f.metadata() or {}).get("format") != str(PRESET_FORMAT):
+                raise ModelError(f"style preset {path} is not format {PRESET_FORMAT}")
+            key = f"ghiasi.{int(size)}"
+            return f.get_tensor(key).astype("float32").reshape(1, -1) if key in f.keys() else None  # noqa: SIM118
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"cannot read style preset {path}: corrupt or not a safetensors file") from exc

@@ -50,11 +50,12 @@ def tiny_ghiasi(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(tiny_ghiasi, tmp_path_factory):
     """The tiny model's three graphs, exported once where ``--engine onnx`` looks for them."""
-    from brushwork.export.onnx import _cache_for, export_ghiasi
+    from brushwork.export.onnx import export_ghiasi
+    from brushwork.inference.cache import cache_path
 
     mp = pytest.MonkeyPatch()
     mp.setenv("BRUSHWORK_HOME", str(tmp_path_factory.mktemp("home")))
-    files = export_ghiasi(tiny_ghiasi, _cache_for(tiny_ghiasi, "ghiasi"))
+    files = export_ghiasi(tiny_ghiasi, cache_path(tiny_ghiasi, "ghiasi"))
     yield files
     mp.undo()
 
@@ -221,7 +222,7 @@ def test_onnx_export_matches_torch(tiny_ghiasi, exported, pictures) -> None:
     assert [p.name for p in files] == [p.name for p in ghiasi_paths(files[0])]
     assert read_meta(files[0])["kind"] == "ghiasi"
     ort_st = OnnxGhiasi(files[0])
-    ort_st.config.style_size = TINY["style_size"]
+    ort_st.style_size = TINY["style_size"]
     torch_st = GhiasiStylizer(tiny_ghiasi, precision="fp32")
     a = np.asarray(torch_st.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
     b = np.asarray(ort_st.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
@@ -254,9 +255,9 @@ def test_onnx_int8_and_engine_flag(tiny_ghiasi, exported, pictures, tmp_path, ca
     main_graph = exported[0]
     q = quantize(main_graph, tmp_path / "g.int8.onnx", photos=[pictures["photo"], pictures["a"]], size=64)
     st = OnnxGhiasi(q)
-    st.config.style_size = TINY["style_size"]
+    st.style_size = TINY["style_size"]
     ref = OnnxGhiasi(main_graph)
-    ref.config.style_size = TINY["style_size"]
+    ref.style_size = TINY["style_size"]
     a = np.asarray(ref.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
     b = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"])]).image, dtype=float)
     assert np.abs(a - b).mean() < 12  # INT8 keeps the picture (a few levels of 255 on average)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from brushwork import __version__
-from brushwork.cli.options import DEFAULT_MAX_SIZE, number, parse_model_styles, parse_style, positive_int
+from brushwork.cli.options import DEFAULT_MAX_SIZE, ENGINE_HELP, number, parse_model_styles, parse_style, positive_int
+from brushwork.inference.engine import ENGINES
 from brushwork.methods.registry import all_options, flag_of, method_names, methods
 
 EXIT_USAGE = 2
@@ -67,9 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--model", metavar="NAME",
                     help="a fast trained model: a shipped model or style name (see `brushwork models`), a "
                          "trained folder (brushwork train johnson|cin|stylebank|ghiasi), or an exported .onnx file")
-    st.add_argument("--engine", default="torch", choices=["torch", "onnx", "int8"],
-                    help="run a one-pass method on PyTorch, on onnxruntime (exported and cached on first use), or "
-                         "int8: the shipped CIN model's INT8 onnxruntime export (fastest on CPU)")
+    st.add_argument("--engine", default="auto", choices=ENGINES, help=ENGINE_HELP)
     st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
     st.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     st.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],

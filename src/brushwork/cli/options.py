@@ -8,7 +8,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from brushwork.inference.engine import ENGINES
 from brushwork.methods.registry import DEFAULT_MAX_SIZE, count, number, positive_int  # noqa: F401 - re-exported
+
+ENGINE_HELP = ("auto (default): the fastest here, onnxruntime INT8 where the model ships it (no torch import), "
+               "else PyTorch; torch; onnx: onnxruntime fp32 (exported with torch and cached on first use); int8: "
+               "the shipped INT8 export")
 
 
 def parse_style(text: str) -> tuple[str, float]:
@@ -51,9 +56,7 @@ def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[
                    help="AdaIN: the painting's longest side when encoded (default 512)")
     p.add_argument("--blend", choices=["linear", "slerp"], default=None,
                    help="ghiasi: how several paintings mix (linear mean of their embeddings, or slerp)")
-    p.add_argument("--engine", choices=["torch", "onnx", "int8"], default="torch",
-                   help="PyTorch; onnxruntime (the model is exported and cached on first use); or int8: the "
-                        "shipped CIN model's INT8 onnxruntime export (fastest on CPU)")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto: bf16 where the hardware is fast at it")

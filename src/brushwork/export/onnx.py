@@ -18,7 +18,6 @@ every control (blends, strength, colour, masks) behaves identically on both engi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -31,23 +30,16 @@ import torch
 from torch import nn
 
 from brushwork import __version__
-from brushwork.errors import ConfigError, ModelError, ResourceError
+from brushwork.errors import ConfigError, ModelError
+from brushwork.inference.cache import cache_path
+from brushwork.inference.feedforward import OrtFeedForward
+from brushwork.inference.ghiasi import OrtGhiasi, companion_paths
+from brushwork.inference.session import META_KEY, read_meta, require_ort, session  # noqa: F401 - re-exported
 from brushwork.losses.functional import mean_std
 from brushwork.methods.adain import ENCODER_LAYER, AdaINStylizer, builtin_decoder_dir
-from brushwork.methods.feedforward import FeedForwardStylizer
-from brushwork.methods.ghiasi import GhiasiStylizer
 from brushwork.methods.stylebank import StyleBankNet, stylizer_for
 
 OPSET = 18  # onnxruntime >= 1.14 and onnxruntime-web both run it
-META_KEY = "brushwork"
-
-
-def _require_ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ResourceError("onnxruntime is not installed: pip install 'brushwork[onnx]'") from None
-    return onnxruntime
 
 
 class _FeedForwardGraph(nn.Module):
@@ -129,7 +121,8 @@ def export_feedforward(model: str | Path, out: str | Path) -> Path:
     h, w = _hw_dims()
     dummy = (torch.rand(1, 3, 64, 96), torch.full((1, len(names)), 1.0 / len(names)))
     kind = net.config.kind
-    meta = {"kind": kind, "style_names": names, "pad_multiple": 4, "inputs": ["image", "style_weights"]}
+    meta = {"kind": kind, "style_names": names, "pad_multiple": 4, "inputs": ["image", "style_weights"],
+            "widths": list(getattr(net.config, "widths", (32, 64, 128)))}
     return _export(_FeedForwardGraph(net), dummy, ("image", "style_weights"),
                    {"image": {2: h, 3: w}, "style_weights": None}, Path(out), meta)
 
@@ -191,13 +184,6 @@ class _StatisticsGraph(nn.Module):
         return style_statistics(self.encoder(image, STAT_LAYERS))
 
 
-def ghiasi_paths(out: str | Path) -> tuple[Path, Path, Path]:
-    """The transformer graph ``out`` and its ``.predictor.onnx`` (head) and ``.encoder.onnx`` beside it."""
-    p = Path(out)
-    stem = p.name.removesuffix(".onnx")
-    return p, p.with_name(stem + ".predictor.onnx"), p.with_name(stem + ".encoder.onnx")
-
-
 def export_ghiasi(folder: str | Path, out: str | Path) -> tuple[Path, Path, Path]:
     """Export a ghiasi model as three fp32 graphs: the transformer (``image``, ``embedding``), the
     prediction head (``statistics`` -> ``embedding``) and the statistics encoder (``image`` ->
@@ -209,7 +195,8 @@ def export_ghiasi(folder: str | Path, out: str | Path) -> tuple[Path, Path, Path
     main, head, enc = ghiasi_paths(out)
     h, w = _hw_dims()
     cfg = net.config
-    common = {"embedding_size": cfg.embedding, "style_size": cfg.style_size, "widths": list(cfg.widths)}
+    common = {"embedding_size": cfg.embedding, "style_size": cfg.style_size, "widths": list(cfg.widths),
+              "encoder": cfg.encoder}
     _export(_GhiasiTransformerGraph(net), (torch.rand(1, 3, 64, 96), torch.randn(1, cfg.embedding)),
             ("image", "embedding"), {"image": {2: h, 3: w}, "embedding": None}, main,
             {"kind": "ghiasi", "pad_multiple": 4, "inputs": ["image", "embedding"], **common})
@@ -227,83 +214,10 @@ def encoder_path(adain_onnx: str | Path) -> Path:
     return p.with_name(p.name.removesuffix(".onnx") + ".encoder.onnx")
 
 
-def read_meta(path: str | Path) -> dict[str, Any]:
-    """The brushwork metadata of an exported file (kind, style names, ...); one line if it is not one."""
-    ort = _require_ort()
-    try:
-        sess_meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
-        return json.loads(sess_meta.custom_metadata_map[META_KEY])
-    except (KeyError, ValueError) as exc:
-        raise ModelError(f"{path} is not a brushwork ONNX export: {exc}") from exc
-    except Exception as exc:  # onnxruntime raises its own types for unreadable files
-        raise ModelError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}") from exc
-
-
-def session(path: str | Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session; ``threads`` None = onnxruntime's default (all cores)."""
-    ort = _require_ort()
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ModelError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}") from exc
-
-
-def _cache_for(source: Path, tag: str) -> Path:
-    """Where the export of a model folder is cached, keyed by its weights' hash and this version."""
-    from brushwork.encoders.hub import cache_dir
-
-    digest = hashlib.sha256((source / "model.safetensors").read_bytes()).hexdigest()[:16]
-    return cache_dir() / "onnx" / f"{tag}-{digest}-{__version__}.onnx"
-
-
-def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    return (torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x), h, w
-
-
-class _OnnxConfig:
-    """Stands in for a net's config where the torch stylizers read it (memory estimate, kind)."""
-
-    def __init__(self, kind: str, widths: tuple[int, ...]) -> None:
-        self.kind, self.widths = kind, widths
-
-
-class _OnnxNet:
-    def __init__(self, meta: dict[str, Any]) -> None:
-        self.style_names = tuple(meta["style_names"])
-        self.config = _OnnxConfig(meta["kind"], (32, 64, 128))
-
-
-class OnnxFeedForward(FeedForwardStylizer):
-    """:class:`~brushwork.methods.feedforward.FeedForwardStylizer` with the net run by onnxruntime."""
-
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        self.path = Path(path)
-        meta = read_meta(self.path)
-        if meta.get("kind") not in ("johnson", "cin", "stylebank"):
-            raise ModelError(f"{path} holds a '{meta.get('kind')}' export, not a feed-forward model")
-        self.meta = meta
-        self.device, self.dtype = torch.device("cpu"), torch.float32
-        self.net = _OnnxNet(meta)
-        self.session = session(self.path, threads)
-
-    @classmethod
-    def from_model_dir(cls, folder: str | Path, threads: int | None = None) -> OnnxFeedForward:
-        """The cached export of a trained folder (exported on first use)."""
-        out = _cache_for(Path(folder), "ff")
-        if not out.is_file():
-            export_feedforward(folder, out)
-        return cls(out, threads)
-
-    def transform(self, photo: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
-        x, h, w = _pad(photo.float().cpu(), self.meta["pad_multiple"])
-        (y,) = self.session.run(None, {"image": x.numpy(), "style_weights": style_weights.float().cpu().numpy()})
-        return torch.from_numpy(y)[..., :h, :w].clamp(0, 1)
+#: the onnxruntime stylizers of the exports live in the torch-free runtime
+OnnxFeedForward = OrtFeedForward
+OnnxGhiasi = OrtGhiasi
+ghiasi_paths = companion_paths
 
 
 class OnnxAdaIN(AdaINStylizer):
@@ -325,7 +239,7 @@ class OnnxAdaIN(AdaINStylizer):
         folder = Path(decoder) if decoder is not None else builtin_decoder_dir()
         if not (folder / "model.safetensors").is_file():
             raise ModelError(f"{folder} is not an AdaIN decoder folder (needs config.json and model.safetensors)")
-        out = _cache_for(folder, "adain")
+        out = cache_path(folder, "adain")
         if not out.is_file() or not encoder_path(out).is_file():
             export_adain(out, decoder=folder)
         return cls(out, threads)
@@ -343,61 +257,3 @@ class OnnxAdaIN(AdaINStylizer):
                  "strength": strength.reshape(1, 1, *strength.shape[2:]).expand(1, 1, *hw)}
         (y,) = self.session.run(None, {k: np.ascontiguousarray(v.float().cpu().numpy()) for k, v in feeds.items()})
         return torch.from_numpy(y)
-
-
-class OnnxGhiasi(GhiasiStylizer):
-    """:class:`~brushwork.methods.ghiasi.GhiasiStylizer` with its three graphs run by onnxruntime
-    (``engine="int8"``: the transformer's INT8 copy ``*.int8.onnx`` when one sits beside it)."""
-
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        from brushwork.methods.ghiasi import GhiasiConfig
-
-        self.path = Path(path)
-        meta = read_meta(self.path)
-        if meta.get("kind") != "ghiasi":
-            raise ModelError(f"{path} holds a '{meta.get('kind')}' export, not a ghiasi one")
-        self.meta = meta
-        self.device, self.dtype = torch.device("cpu"), torch.float32
-        self.config = GhiasiConfig(widths=tuple(meta["widths"]), embedding=meta["embedding_size"],
-                                   style_size=meta["style_size"])
-        _, head, enc = ghiasi_paths(self.path)
-        self.session = session(self.path, threads)
-        self.head_session = session(head, threads)
-        self.encoder_session = session(enc, threads)
-        self._cache = {}
-
-    @classmethod
-    def from_model(cls, folder: str | Path | None, engine: str = "onnx", threads: int | None = None) -> OnnxGhiasi:
-        """The cached export of a ghiasi folder (exported on first use); ``int8``: the INT8 transformer
-        shipped in the folder."""
-        from brushwork.methods.ghiasi import builtin_model_dir
-
-        folder = Path(folder) if folder is not None else builtin_model_dir()
-        if not (folder / "model.safetensors").is_file():
-            raise ModelError(f"{folder} is not a ghiasi model folder (needs config.json and model.safetensors)")
-        out = _cache_for(folder, "ghiasi")
-        if not all(p.is_file() for p in ghiasi_paths(out)):
-            export_ghiasi(folder, out)
-        if engine == "int8":
-            shipped = folder / "model.int8.onnx"
-            if not shipped.is_file():
-                raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx "
-                                  "--model ghiasi` then `brushwork export quantize`")
-            inst = cls(out, threads)
-            inst.session = session(shipped, threads)
-            return inst
-        return cls(out, threads)
-
-    def statistics(self, image: torch.Tensor) -> torch.Tensor:
-        (s,) = self.encoder_session.run(None, {"image": np.ascontiguousarray(image.float().cpu().numpy())})
-        return torch.from_numpy(s)
-
-    def embed_statistics(self, stats: torch.Tensor) -> torch.Tensor:
-        (e,) = self.head_session.run(None, {"statistics": np.ascontiguousarray(stats.float().cpu().numpy())})
-        return torch.from_numpy(e)
-
-    def transform(self, photo: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        x, h, w = _pad(photo.float().cpu(), 4)
-        (y,) = self.session.run(None, {"image": np.ascontiguousarray(x.numpy()),
-                                       "embedding": np.ascontiguousarray(embedding.float().cpu().numpy())})
-        return torch.from_numpy(y)[..., :h, :w].clamp(0, 1)

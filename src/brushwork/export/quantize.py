@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from brushwork.errors import ConfigError
-from brushwork.export.onnx import META_KEY, _pad, _require_ort, encoder_path, read_meta
-from brushwork.image.convert import to_tensor
+from brushwork.export.onnx import META_KEY, encoder_path, read_meta
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.inference.arrays import pad_to, to_array
+from brushwork.inference.session import require_ort
 
 MODES = ("static", "dynamic")
 
@@ -30,8 +31,8 @@ def _photos(images: Sequence[ImageInput], size: int, multiple: int) -> list[np.n
     out = []
     for img in images:
         pil = load_image(img, what="calibration photo")
-        x, _, _ = _pad(to_tensor(resize(pil, fit_size(pil.size, size, allow_upscale=False))), multiple)
-        out.append(x.numpy())
+        x, _, _ = pad_to(to_array(resize(pil, fit_size(pil.size, size, allow_upscale=False))), multiple)
+        out.append(x)
     return out
 
 
@@ -112,7 +113,7 @@ def _reader(feeds: Iterator[dict[str, np.ndarray]]) -> Any:
 def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: Sequence[ImageInput] = (),
              size: int = 256) -> Path:
     """Write an INT8 copy of an exported graph (for AdaIN, of its encoder graph too); returns ``dst``."""
-    _require_ort()
+    require_ort()
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

@@ -211,7 +211,7 @@ class FeedForwardMethod(Method):
         from brushwork.pipeline import feedforward_stylizer
 
         impl, implied, path = feedforward_stylizer(request.model, engine=request.engine, device=request.device,
-                                                   precision=request.precision)
+                                                   precision=request.precision, many=request.many)
         return impl, implied, path
 
     def styles_for(self, loaded: Any, request: Request) -> list[tuple[str, float]] | None:
@@ -271,18 +271,29 @@ class GhiasiMethod(Method):
         return match[0]
 
     def load(self, request: Request) -> Any:
+        from brushwork.inference.engine import resolve_engine
+        from brushwork.registry import models_dir
+
+        folder = self._folder(request)
+        if folder is not None and folder.suffix == ".onnx":  # an exported transformer: onnxruntime is what it is for
+            from brushwork.inference.ghiasi import OrtGhiasi
+
+            return OrtGhiasi(folder)
+        int8 = (folder or models_dir() / "ghiasi") / "model.int8.onnx"
+        engine = resolve_engine(request.engine, int8, request.device, request.many)
+        if engine != "torch":
+            from brushwork.inference.ghiasi import OrtGhiasi
+
+            return OrtGhiasi.from_model(folder, engine=engine)
         from brushwork.methods.ghiasi import GhiasiStylizer
 
-        if request.engine != "torch":
-            from brushwork.export.onnx import OnnxGhiasi
-
-            return OnnxGhiasi.from_model(self._folder(request), engine=request.engine)
-        return GhiasiStylizer(self._folder(request), device=request.device, precision=request.precision)
+        return GhiasiStylizer(folder, device=request.device, precision=request.precision)
 
     def stylize(self, loaded: Any, photo: Any, request: Request) -> Result:
         o: GhiasiOptions = request.options
-        if o.style_size is not None and o.style_size != loaded.config.style_size:
-            raise ConfigError(f"--style-size: this ghiasi model reads paintings at {loaded.config.style_size} px "
+        trained = loaded.style_size if hasattr(loaded, "style_size") else loaded.config.style_size
+        if o.style_size is not None and o.style_size != trained:
+            raise ConfigError(f"--style-size: this ghiasi model reads paintings at {trained} px "
                               "(the size it was trained at)")
         r = loaded.stylize(photo, [s for s, _ in request.styles], [w for _, w in request.styles],
                            request.style_masks(), size=request.size, strength=_strength(request),

@@ -12,10 +12,9 @@ A style is baked into the weights, so a pass costs one small conv net: no VGG at
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -23,19 +22,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brushwork.errors import BrushworkError, ConfigError, ImageError, ModelError, did_you_mean
+from brushwork.errors import BrushworkError, ConfigError, ImageError, ModelError
 from brushwork.image.color import combine_luminance
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
+from brushwork.inference.arrays import (
+    MIN_INPUT,
+    OnePassResult,
+    check_one_pass_options,
+    pass_bytes,
+    style_weights,
+)
 from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, norm_net_memory_format, read_config, save_folder
 from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
 
 MODEL_FORMAT = 1
 KINDS = ("johnson", "cin")
-#: Smallest input side: the 9x9 reflection pad at full size and the 3x3 one at 1/4 size need room.
-MIN_INPUT = 8
 
 StyleChoice = Union[None, str, Mapping[str, float], Sequence[tuple[str, float]]]  # noqa: UP007 - runtime alias
 
@@ -244,63 +248,19 @@ def load_transformer(path: str | Path, device: torch.device | str = "cpu") -> Tr
 
 
 def style_weight_vector(names: Sequence[str], styles: StyleChoice) -> tuple[torch.Tensor, dict[str, float], list[str]]:
-    """``(1, n_styles)`` convex weights for a style choice, the normalised choice, and notes.
-
-    ``styles``: None (the first style), a name, ``{name: weight}`` or ``[(name, weight), ...]``
-    (repeated names add up). Weights must be >= 0, not all 0; they are scaled to sum to 1 so a
-    blend stays inside the styles the net learned.
-    """
-    names = list(names)
-    notes: list[str] = []
-    if styles is None:
-        if len(names) > 1:
-            notes.append(f"this model holds {len(names)} styles ({', '.join(names)}); used '{names[0]}'")
-        pairs: list[tuple[str, float]] = [(names[0], 1.0)]
-    elif isinstance(styles, str):
-        pairs = [(styles, 1.0)]
-    elif isinstance(styles, Mapping):
-        pairs = [(str(k), v) for k, v in styles.items()]
-    else:
-        try:
-            pairs = [(str(k), v) for k, v in styles]
-        except (TypeError, ValueError) as exc:
-            raise ConfigError("styles must be a name, {name: weight} or a list of (name, weight) pairs") from exc
-    if not pairs:
-        raise ConfigError(f"no style chosen: name one of {', '.join(names)}")
-    w = torch.zeros(1, len(names))
-    for name, weight in pairs:
-        if name not in names:
-            raise ConfigError(f"unknown style '{name}' for this model{did_you_mean(name, names)} "
-                              f"(it holds: {', '.join(names)})")
-        try:
-            weight = float(weight)
-        except (TypeError, ValueError):
-            raise ConfigError(f"style weight for '{name}' must be a number, got {weight!r}") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise ConfigError(f"style weight for '{name}' must be a number >= 0, got {weight}")
-        w[0, names.index(name)] += weight
-    total = float(w.sum())
-    if total <= 0:
-        raise ConfigError("style weights sum to 0: give at least one style a positive weight")
-    w = w / total
-    return w, {n: float(v) for n, v in zip(names, w[0]) if v > 0}, notes
+    """``(1, n_styles)`` convex weights for a style choice, the normalised choice, and notes (see
+    :func:`brushwork.inference.arrays.style_weights`, which the onnxruntime path shares)."""
+    w, chosen, notes = style_weights(names, styles)
+    return torch.from_numpy(w), chosen, notes
 
 
-@dataclass
-class FeedForwardResult:
-    image: Any
-    seconds: float
-    size: tuple[int, int]
-    notes: list[str] = field(default_factory=list)
-    styles: dict[str, float] = field(default_factory=dict)  # the normalised blend that was applied
+#: what a one-pass stylizer returns, on torch or on onnxruntime
+FeedForwardResult = OnePassResult
 
 
 def estimate_memory(width: int, height: int, dtype: torch.dtype, widths: Sequence[int] = (32, 64, 128)) -> int:
-    """Peak bytes of one no-grad pass: the last upsampling stage holds the 1/2-res channels at full size,
-    its conv output, and the norm's float32 copies of it."""
-    b = 2 if dtype == torch.bfloat16 else 4
-    c1, c2 = widths[0], widths[1]
-    return int(width * height * ((c2 + 2 * c1) * b + c1 * 4 * 2 + 3 * 4 * 6) + (200 << 20))
+    """Peak bytes of one no-grad pass (:func:`brushwork.inference.arrays.pass_bytes`)."""
+    return pass_bytes(width, height, widths, 2 if dtype == torch.bfloat16 else 4)
 
 
 def photo_tensor(photo: ImageInput, size: int | None, upscale: bool, notes: list[str], dtype: torch.dtype,
@@ -355,15 +315,7 @@ class FeedForwardStylizer:
         photo in pixels (0 = the photo). ``preserve_color="luminance"`` keeps the photo's
         chroma. ``mask``: white = styled, black = photo kept (edge feathered so no seam).
         """
-        if not 0 <= strength <= 1:
-            raise ConfigError(f"strength must be between 0 and 1, got {strength}")
-        if preserve_color == "match":
-            raise ConfigError("preserve-color 'match' recolours the painting, which a feed-forward net has baked in: "
-                              "use 'luminance'")
-        if preserve_color not in (None, "luminance"):
-            raise ConfigError(f"preserve-color must be 'luminance', got '{preserve_color}'")
-        if size is not None and size < 32:
-            raise ConfigError(f"size must be at least 32 px, got {size}")
+        check_one_pass_options(strength, preserve_color, size)
         t0 = time.perf_counter()
         weights, chosen, notes = style_weight_vector(self.style_names, styles)
         x, _ = photo_tensor(photo, size, upscale, notes, self.dtype, self.net.config.widths, self.device,

@@ -78,7 +78,9 @@ class NoOptions:
 class Request:
     """What every method is asked: the styles (``(name or path, weight)`` pairs), the shared
     controls, and ``options`` (the method's own :attr:`Method.Options`). ``strength`` None = the
-    method's default; ``masks`` holds one region mask (or None) per style."""
+    method's default; ``masks`` holds one region mask (or None) per style. ``engine`` "auto" lets the
+    method pick the fastest (:func:`brushwork.inference.engine.resolve_engine`); ``many`` says many
+    images will share this load (batch, video, a server), which can change that pick."""
 
     styles: list[tuple[str, float]] = field(default_factory=list)
     options: Any = field(default_factory=NoOptions)
@@ -89,9 +91,10 @@ class Request:
     masks: list[Any] = field(default_factory=list)
     upscale: bool = False
     model: str | None = None
-    engine: str = "torch"
+    engine: str = "auto"
     device: str = "cpu"
     precision: str = "auto"
+    many: bool = False
     progress: Callable[[Any], None] | None = None
 
     def style_masks(self) -> list[Any]:

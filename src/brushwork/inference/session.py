@@ -1,0 +1,72 @@
+"""onnxruntime sessions for brushwork's exported graphs, with one-line errors.
+
+An export carries a JSON metadata entry (``brushwork``: its kind, style names, padding, ...)
+written by :mod:`brushwork.export.onnx`; reading it tells one kind of graph from another.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from brushwork.errors import ConfigError, ModelError, ResourceError
+
+META_KEY = "brushwork"
+
+
+def require_ort() -> Any:
+    """onnxruntime, or a one-line error that says how to get it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ResourceError("onnxruntime is not installed: pip install 'brushwork[onnx]' (or pip install "
+                            "onnxruntime)") from None
+    return onnxruntime
+
+
+def has_ort() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def session(path: str | Path, threads: int | None = None, provider: str = "CPUExecutionProvider") -> Any:
+    """An onnxruntime session on ``provider``; ``threads`` None = onnxruntime's default (all cores)."""
+    ort = require_ort()
+    available = ort.get_available_providers()
+    if provider not in available:
+        raise ConfigError(f"this onnxruntime has no {provider} (it has: {', '.join(available)})")
+    if not Path(path).is_file():
+        raise ModelError(f"ONNX model not found: {path}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=[provider])
+    except Exception as exc:  # onnxruntime raises its own types for unreadable files
+        raise ModelError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def session_meta(sess: Any, path: str | Path) -> dict[str, Any]:
+    """The brushwork metadata of a loaded graph; one line if it carries none."""
+    try:
+        return json.loads(sess.get_modelmeta().custom_metadata_map[META_KEY])
+    except (KeyError, ValueError) as exc:
+        raise ModelError(f"{path} is not a brushwork ONNX export: {exc}") from exc
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The brushwork metadata of an exported file (kind, style names, ...); one line if it is not one."""
+    return session_meta(session(path, threads=1), path)
+
+
+def kind_session(path: str | Path, kinds: tuple[str, ...], what: str,
+                 threads: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """A session and its metadata, refusing a graph of another kind with one line."""
+    sess = session(path, threads)
+    meta = session_meta(sess, path)
+    if meta.get("kind") not in kinds:
+        raise ModelError(f"{path} holds a '{meta.get('kind')}' export, not {what}")
+    return sess, meta
