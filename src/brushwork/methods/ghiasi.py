@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,6 +33,7 @@ from brushwork.image.color import combine_luminance
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
+from brushwork.inference import arrays
 from brushwork.methods.feedforward import (
     ConditionalInstanceNorm2d,
     FeedForwardResult,
@@ -48,7 +50,7 @@ MODEL_FORMAT = 1
 STAT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 STAT_CHANNELS = (64, 128, 256, 512)
 MIN_STYLE_SIZE = 64
-BLENDS = ("linear", "slerp")
+BLENDS = arrays.BLENDS
 
 
 @dataclass
@@ -202,40 +204,18 @@ def warm_start_from_cin(net: GhiasiNet, cin: TransformerNet) -> list[str]:
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation of two embeddings ``(1, E)``: the direction moves along the great
-    circle, the length linearly (so a blend keeps the styles' magnitude instead of shrinking it)."""
-    na, nb = a.norm().clamp_min(1e-8), b.norm().clamp_min(1e-8)
-    ua, ub = a / na, b / nb
-    omega = torch.arccos((ua * ub).sum().clamp(-1 + 1e-7, 1 - 1e-7))
-    if float(omega) < 1e-4:
-        u = (1 - t) * ua + t * ub
-    else:
-        u = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / torch.sin(omega)
-    return u * ((1 - t) * na + t * nb)
+    """Spherical interpolation of two embeddings ``(1, E)`` (:func:`brushwork.inference.arrays.slerp`)."""
+    out = arrays.slerp(a.detach().double().cpu().numpy(), b.detach().double().cpu().numpy(), t)
+    return torch.from_numpy(out).to(a.dtype)
 
 
 def blend_embeddings(embeddings: Sequence[torch.Tensor], weights: Sequence[float], mode: str = "linear"
                      ) -> torch.Tensor:
-    """One embedding from several by weight: their weighted mean, or successive slerps (each new
-    style joins the blend so far with its share of the total weight)."""
-    if mode not in BLENDS:
-        raise ConfigError(f"blend must be one of {', '.join(BLENDS)}, got '{mode}'")
-    if len(embeddings) != len(weights) or not embeddings:
-        raise ConfigError("give one weight per style")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ConfigError("style weights must be numbers >= 0 that sum to a positive number")
-    if mode == "slerp" and len(embeddings) < 2:
-        raise ConfigError("--blend slerp interpolates between styles: give at least two")
-    total = float(sum(weights))
-    if mode == "linear":
-        return sum(e * (w / total) for e, w in zip(embeddings, weights))
-    acc, acc_w = None, 0.0
-    for e, w in zip(embeddings, weights):
-        if w <= 0:
-            continue
-        acc = e if acc is None else slerp(acc, e, w / (acc_w + w))
-        acc_w += w
-    return acc
+    """One embedding from several by weight (:func:`brushwork.inference.arrays.blend_embeddings`: their
+    weighted mean, or successive slerps), on the first one's device and dtype."""
+    out = arrays.blend_embeddings([e.detach().double().cpu().numpy() for e in embeddings], weights, mode)
+    ref = embeddings[0]
+    return torch.from_numpy(np.asarray(out)).to(device=ref.device, dtype=ref.dtype)
 
 
 #: a ghiasi pass returns what a feed-forward pass does (image, seconds, size, notes, the blend applied)
@@ -334,8 +314,7 @@ class GhiasiStylizer:
         masks = list(masks) if masks is not None else [None] * len(styles)
         if len(weights) != len(styles) or len(masks) != len(styles):
             raise ConfigError("give one weight and one mask (or None) per style")
-        if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-            raise ConfigError("style weights must be numbers >= 0 that sum to a positive number")
+        arrays.check_weights(weights)
         unmasked = [i for i, m in enumerate(masks) if m is None]
         if blend == "slerp" and len(unmasked) < 2:
             raise ConfigError("--blend slerp interpolates between styles: give at least two unmasked paintings")
