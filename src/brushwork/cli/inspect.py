@@ -44,28 +44,18 @@ def provenance_for(args: argparse.Namespace, method: str, styles: Iterable[tuple
 
 
 def _open(path: Path) -> Any:
-    """The opened, fully decoded image; anything that is not a readable image is one ImageError."""
-    from PIL import Image, UnidentifiedImageError
+    """The opened, fully decoded image (its metadata intact); anything that is not a readable image (missing,
+    a folder, empty, not an image, truncated) is the one-line ImageError every photo input gives."""
+    from PIL import Image
 
-    from brushwork.errors import ImageError
+    from brushwork.image.io import load_image
 
-    if not path.exists():
-        raise ImageError(f"not found: {path}")
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path} is empty (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(path)
-            img.load()
-        return img
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{path} is not an image Pillow can read") from exc
-    except Exception as exc:  # OSError ("image file is truncated"), SyntaxError, ValueError, ...
-        raise ImageError(f"{path} is corrupt or truncated ({' '.join(str(exc).split()) or type(exc).__name__})") \
-            from exc
+    load_image(path, what="image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = Image.open(path)
+        img.load()
+    return img
 
 
 def _text(path: str, info: dict[str, Any]) -> list[str]:
