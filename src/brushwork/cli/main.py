@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     video.add_parser(sub, _Parser)
     _inspect.add_parser(sub, _Parser)
+    from brushwork.cli import serve
+
+    serve.add_parser(sub, _Parser)
     return parser
 
 
@@ -382,6 +385,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return batch.run(args)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from brushwork.cli import serve
+
+    return serve.run(args)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from brushwork.cli import inspect
 
@@ -396,7 +405,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, "preset": _cmd_preset,
              "train": _cmd_train, "models": _cmd_models, "export": _cmd_export, "video": _cmd_video,
-             "batch": _cmd_batch, "inspect": _cmd_inspect}
+             "batch": _cmd_batch, "inspect": _cmd_inspect, "serve": _cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
