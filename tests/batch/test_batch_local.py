@@ -146,13 +146,13 @@ def test_a_kill_during_the_write_leaves_no_half_written_image(tree, tmp_path, ti
     real_save = io.save_image
     calls = []
 
-    def dying_save(img, path, quality=95):
+    def dying_save(img, path, quality=95, **marks):
         calls.append(path)
         if len(calls) == 2:  # the second file: half of it on disk, then the process "dies"
-            real_save(img, path, quality)
+            real_save(img, path, quality, **marks)
             Path(path).write_bytes(Path(path).read_bytes()[:100])
             raise KeyboardInterrupt
-        return real_save(img, path, quality)
+        return real_save(img, path, quality, **marks)
 
     monkeypatch.setattr(io, "save_image", dying_save)
     with pytest.raises(KeyboardInterrupt):

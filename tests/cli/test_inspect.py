@@ -77,3 +77,18 @@ def test_bad_input_is_one_line_exit_2(kind: str, demo_out: Path, tmp_path: Path,
     capsys.readouterr()
     assert main(["inspect", str(path)]) == 2
     assert path.name in _one_error_line(capsys)
+
+
+def test_batch_outputs_carry_both_unless_switched_off(media_files, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    on, off = tmp_path / "on", tmp_path / "off"
+    assert main(["batch", str(media_files.photos), "-o", str(on), "-s", "starry_night", "--size", "160", "-q"]) == 0
+    assert main(["batch", str(media_files.photos), "-o", str(off), "-s", "starry_night", "--size", "160", "-q",
+                 "--no-watermark", "--no-metadata"]) == 0
+    outs = sorted(p for p in on.iterdir() if p.suffix in (".jpg", ".png"))
+    capsys.readouterr()
+    assert outs and main(["inspect", "--json", *map(str, outs), *(str(off / p.name) for p in outs)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    marked, plain = rows[: len(outs)], rows[len(outs):]
+    assert all(r["watermark"]["detected"] and r["provenance"]["styles"][0]["name"] == "starry_night" for r in marked)
+    assert not any(r["watermark"]["detected"] or r["provenance"] for r in plain)

@@ -58,6 +58,9 @@ class BatchSettings:
     stylize: StylizeOptions
     format: str | None = None
     quality: int = 95
+    #: written into every output (brushwork.provenance.build_provenance; None: no metadata) / the watermark
+    provenance: dict[str, Any] | None = None
+    watermark: bool = True
 
     def validate(self) -> None:
         self.stylize.validate()
@@ -75,6 +78,8 @@ class BatchSettings:
             "size": o.size, "strength": float(o.strength), "preserve_color": o.preserve_color, "engine": o.engine,
             "precision": o.precision, "format": self.format, "quality": self.quality,
         }
+        if not self.watermark:  # only when off, so the digests of earlier runs stay valid
+            rec["watermark"] = False
         if o.method not in ("feedforward", "adain"):  # any other registered method: the files it declares
             from brushwork.methods.registry import get_method
 
@@ -316,14 +321,14 @@ def open_stylizer(options: StylizeOptions) -> ImageStylizer:
     return stylizer
 
 
-def write_atomic(img: Image.Image, out: Path, quality: int = 95) -> None:
+def write_atomic(img: Image.Image, out: Path, quality: int = 95, **marks: Any) -> None:
     """Write to a hidden temporary name beside ``out`` and rename it: readers (and a resumed run) see
     either no file or the whole image, never a truncated one."""
     from brushwork.image.io import save_image
 
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}{PARTIAL_TAG}{out.suffix}")
     try:
-        save_image(img, tmp, quality=quality)
+        save_image(img, tmp, quality=quality, **marks)  # marks: provenance=, watermark= (see save_image)
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -332,7 +337,7 @@ def write_atomic(img: Image.Image, out: Path, quality: int = 95) -> None:
 
 
 def stylize_file(stylizer: Callable[[Image.Image], Image.Image], src: Path, dst: Path,
-                 quality: int = 95) -> tuple[str | None, float]:
+                 quality: int = 95, **marks: Any) -> tuple[str | None, float]:
     """Stylize one photo into ``dst``; returns (None, seconds) or (the one-line reason, seconds).
 
     Any error of this one file (unreadable, corrupt, too big, a write error) is its failure and
@@ -343,7 +348,7 @@ def stylize_file(stylizer: Callable[[Image.Image], Image.Image], src: Path, dst:
 
     t0 = time.perf_counter()
     try:
-        write_atomic(stylizer(load_image(src, what="photo")), dst, quality)
+        write_atomic(stylizer(load_image(src, what="photo")), dst, quality, **marks)
     except BrushworkError as exc:
         return str(exc), time.perf_counter() - t0
     except MemoryError:
@@ -446,7 +451,9 @@ def run_local(plan: BatchPlan, progress: Progress | None = None,
     with BatchRecorder(plan, "local", progress, started=started) as rec:
         if model is not None:
             for item in plan.todo:
-                reason, seconds = stylize_file(model, plan.src(item), plan.dst(item), plan.settings.quality)
+                reason, seconds = stylize_file(model, plan.src(item), plan.dst(item), plan.settings.quality,
+                                               provenance=plan.settings.provenance,
+                                               watermark=plan.settings.watermark)
                 rec.record(item, reason, seconds)
     assert rec.summary is not None
     return rec.summary

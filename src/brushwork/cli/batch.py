@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -38,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     p.add_argument("--cpus-per-worker", type=number, default=1.0, metavar="N", help="--ray: CPUs per actor")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (failures are still reported)")
+    from brushwork.cli.inspect import add_output_flags
+
+    add_output_flags(p)
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -53,7 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ray is None and (args.workers is not None or args.cpus_per_worker != 1.0):
         raise ConfigError("--workers and --cpus-per-worker go with --ray")
-    plan = plan_batch(args.in_dir, args.output, BatchSettings(_options(args), format=args.format),
+    from brushwork.cli.inspect import provenance_for
+
+    options = _options(args)
+    prov = provenance_for(args, options.method or ("feedforward" if options.model else "adain"), options.styles,
+                          model=options.model, model_files=[m for m in [options.model] if m and os.path.exists(m)],
+                          settings={"size": options.size, "strength": options.strength,
+                                    "preserve_color": options.preserve_color})
+    plan = plan_batch(args.in_dir, args.output, BatchSettings(options, format=args.format, provenance=prov,
+                                                              watermark=not args.no_watermark),
                       overwrite=args.overwrite)
     if not args.quiet:
         for row in plan.ignored:
