@@ -163,6 +163,27 @@ def test_default_commands_run_without_torch(files) -> None:
     assert json.loads(_run(runs["any painting"], files["home"]).stdout)["method"] == "ghiasi"
 
 
+def test_video_runs_without_torch(files) -> None:
+    import av
+
+    clip = files["dir"] / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        v = out.add_stream("libx264", rate=8)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        base = np.asarray(photo((160, 64)))
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, i * 8:i * 8 + 96]), format="rgb24")
+            frame.pts = i
+            for packet in v.encode(frame):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    r = _run(["video", str(clip), "-o", str(files["dir"] / "styled.mp4"), "--model", "starry_night", "--engine",
+              "int8", "-q"], files["home"])
+    assert r.returncode == 0 and "NO_TORCH" in r.stderr, r.stderr
+    assert (files["dir"] / "styled.mp4").stat().st_size > 0
+
+
 def test_the_default_path_imports_no_torch_even_when_installed(files) -> None:
     r = _run(["stylize", str(files["photo"]), "--model", "starry_night", "-o", str(files["dir"] / "c.png")],
              files["home"], block_torch=False)
