@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import ImageCms
+from PIL import Image, ImageCms
 
 from brushwork.encoders.vgg import VGGEncoder, load_encoder
 from brushwork.image.convert import to_tensor
@@ -134,8 +134,8 @@ class CollectionScores:
     """A result against a painter's collection: ``collection`` = the mean over the paintings of the
     relative Gram distance (:class:`Evaluator`'s ``style`` against each), ``collection_vs_photo`` = that
     over the untouched photo's own (1.0 = no nearer the collection than the photo, lower = nearer),
-    ``content`` as :class:`Scores`' (relu4_2 to the photo), ``palette`` the mean Lab palette distance
-    to the paintings and ``palette_vs_photo`` that over the photo's."""
+    ``content`` as :class:`Scores`' (relu4_2 to the photo), ``palette`` the Lab palette distance to the
+    paintings' pooled colours and ``palette_vs_photo`` that over the photo's."""
 
     collection: float
     collection_vs_photo: float
@@ -165,6 +165,15 @@ class CollectionEvaluator:
             feats = self._features(img)
             self.grams.append({k: gram_matrix(feats[k]) for k in STYLE_LAYERS})
         self._photo: tuple[object, dict[str, torch.Tensor], float, float] | None = None
+        # the collection's colours pooled: every painting as an equal tile of one square (one painting's palette
+        # is not Monet's; the distance to the pool rewards his colours in his proportions)
+        side = int(np.ceil(np.sqrt(len(self.paintings))))
+        tile = max(8, size // side)
+        self.collage = Image.new("RGB", (side * tile, side * tile))
+        for i, img in enumerate(self.paintings * side * side):
+            if i >= side * side:
+                break
+            self.collage.paste(img.convert("RGB").resize((tile, tile)), ((i % side) * tile, (i // side) * tile))
 
     def _features(self, img, dims: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         dims = dims or fit_size(img.size, self.size, allow_upscale=True)
@@ -176,7 +185,7 @@ class CollectionEvaluator:
         return float(np.mean(per))
 
     def _palette(self, img) -> float:
-        return float(np.mean([palette_distance(img, p, size=self.size) for p in self.paintings]))
+        return palette_distance(img, self.collage, size=self.size)
 
     def score(self, result: ImageInput, photo: ImageInput) -> CollectionScores:
         """Scores of ``result`` (resized to the photo's evaluation size) made from ``photo``."""

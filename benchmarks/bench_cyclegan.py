@@ -1,0 +1,163 @@
+"""The CycleGAN photo -> Monet model against one-painting methods, on photos it never trained on.
+
+- quality: held-out landscape photos (the shipped model's ``--exclude`` glob) through the CycleGAN model,
+  the CIN net's ``water_lilies`` style (one Monet) and AdaIN with one held-out Monet painting, scored by
+  :class:`brushwork.metrics.CollectionEvaluator` against the *other* held-out Monet paintings (the one AdaIN
+  copies is left out of the collection, so it is not rewarded for copying it): collection distance relative
+  to the untouched photo's (lower = nearer Monet's collection), content distance to the photo (relu4_2,
+  relative), Lab palette distance relative to the photo's, clipped share;
+- speed: a 1024x1024 photo, whole command (process start to file written) and peak memory, torch and the
+  shipped INT8 exports;
+- a sheet for docs/: the bundled portrait (matplotlib's Grace Hopper) and a generated landscape through each
+  method, plus the CycleGAN's own cycle F(G(x)); no shared-data image appears on it (AdaIN's painting is named).
+
+    PYTHONPATH=src python benchmarks/bench_cyclegan.py --model monet \
+        --out benchmarks/results/cyclegan.md --sheet docs/cyclegan_sheet.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_ghiasi import _timed, cpu_kind
+from common import DEFAULT_DATA, labelled_grid, table, write_report
+
+COLLECTIONS = "train/collections"
+PHOTO_GLOB, PAINTING_GLOB = "*5.jpg", "monet_f*"  # the shipped model's held-out globs (its MODEL.json)
+ADAIN_PAINTING = "monet_f04c9d8e34.jpg"  # the first held-out painting: AdaIN's style, out of the collection
+METHODS = ("cyclegan monet", "cin water_lilies", "adain (1 Monet)")
+
+
+def _held_out(folder: Path, glob: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if fnmatch.fnmatch(p.name.lower(), glob))
+
+
+def _stylizers(model: str, painting: Path) -> dict[str, Any]:
+    from brushwork.pipeline import ImageStylizer, StylizeOptions
+
+    return {"cyclegan monet": ImageStylizer(StylizeOptions(model=model)),
+            "cin water_lilies": ImageStylizer(StylizeOptions(model="water_lilies")),
+            "adain (1 Monet)": ImageStylizer(StylizeOptions(styles=[(str(painting), 1.0)], method="adain"))}
+
+
+def quality(data: Path, model: str, n_photos: int) -> list[dict[str, Any]]:
+    from brushwork.metrics import CollectionEvaluator, clipped_fraction
+
+    root = data / COLLECTIONS
+    photos = _held_out(root / "landscape_photos", PHOTO_GLOB)[:n_photos]
+    paintings = _held_out(root / "monet", PAINTING_GLOB)
+    adain_painting = root / "monet" / ADAIN_PAINTING
+    ev = CollectionEvaluator([p for p in paintings if p != adain_painting], size=256)
+    stylizers = _stylizers(model, adain_painting)
+    rows = []
+    for photo in photos:
+        rows.append({"photo": photo.name, "method": "photo (untouched)",
+                     **{k: round(v, 3) for k, v in ev.score(photo, photo).as_dict().items()},
+                     "clipped %": round(100 * clipped_fraction(photo), 2)})
+        for name, st in stylizers.items():
+            img = st(str(photo))
+            s = ev.score(img, photo)
+            rows.append({"photo": photo.name, "method": name, **{k: round(v, 3) for k, v in s.as_dict().items()},
+                         "clipped %": round(100 * clipped_fraction(img), 2)})
+        print(json.dumps(rows[-3:]), file=sys.stderr)
+    keys = [k for k in rows[0] if k not in ("photo", "method")]
+    means = []
+    for name in ("photo (untouched)", *METHODS):
+        sel = [r for r in rows if r["method"] == name]
+        means.append({"photo": f"mean of {len(sel)}", "method": name,
+                      **{k: round(sum(r[k] for r in sel) / len(sel), 3) for k in keys}})
+    return [*means, {k: "" for k in rows[0]}, *rows]
+
+
+def speed(model: str, tmp: Path) -> list[dict[str, Any]]:
+    from PIL import Image
+
+    from brushwork.demo import demo_photo
+    from brushwork.registry import shipped_models
+
+    photo = tmp / "photo_1024.png"
+    Image.open(demo_photo()).convert("RGB").resize((1024, 1024), Image.Resampling.LANCZOS).save(photo)
+    bw = [sys.executable, "-m", "brushwork", "stylize", str(photo), "-q"]
+    cmds = {"cyclegan monet (torch)": [*bw, "--model", model, "-o", str(tmp / "c.png")],
+            "cin water_lilies (torch)": [*bw, "--model", "water_lilies", "-o", str(tmp / "w.png")],
+            "cin water_lilies (int8)": [*bw, "--model", "water_lilies", "--engine", "int8", "-o", str(tmp / "wi.png")]}
+    shipped = {m.name: m.path for m in shipped_models()}
+    if model in shipped and (shipped[model] / "model.int8.onnx").is_file():
+        cmds["cyclegan monet (int8)"] = [*bw, "--model", model, "--engine", "int8", "-o", str(tmp / "ci.png")]
+    rows = []
+    for name, cmd in cmds.items():
+        _timed(cmd)  # file cache warm
+        times = [_timed(cmd) for _ in range(2)]
+        rows.append({"run (1024x1024, whole command)": name, "seconds (best of 2)": round(min(t for t, _ in times), 2),
+                     "peak GiB": round(max(g for _, g in times), 2)})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def sheet(data: Path, model: str, out: Path) -> None:
+    import media
+    import torch
+
+    from brushwork.demo import demo_photo
+    from brushwork.image.convert import from_tensor, to_tensor
+    from brushwork.image.io import load_image
+    from brushwork.methods.cyclegan import CycleGANNet, resolve_cyclegan
+
+    painting = data / COLLECTIONS / "monet" / ADAIN_PAINTING
+    stylizers = _stylizers(model, painting)
+    net = CycleGANNet.from_pretrained(resolve_cyclegan(model))
+    rows = []
+    for label, img in (("Grace Hopper", load_image(demo_photo())), ("generated", media.scene((512, 384), seed=4))):
+        img = img.resize((round(img.width * 384 / max(img.size)), round(img.height * 384 / max(img.size))))
+        tiles = [img, *(st(img) for st in stylizers.values())]
+        with torch.no_grad():  # the cycle: the painted photo back through F
+            tiles.append(from_tensor(net(to_tensor(tiles[1]), torch.tensor([[0.0, 1.0]])).clamp(0, 1)))
+        rows.append((label, tiles))
+    labelled_grid(rows, ["photo", *METHODS[:2], f"adain {ADAIN_PAINTING[:-4]}", "cycle F(G(x))"], out,
+                  height=240, label_w=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="monet", help="the CycleGAN model: shipped name or folder")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--photos", type=int, default=20, help="held-out photos scored")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--sheet", type=Path, default=None)
+    ap.add_argument("--skip", action="append", default=[], choices=["quality", "speed"])
+    args = ap.parse_args(argv)
+    kind = cpu_kind()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    parts = [f"# CycleGAN photo -> Monet vs one-painting methods\n\nCPU: {kind['cpu']}, capability "
+             f"{kind['capability']}, native bf16 {'yes (precision auto)' if kind['bf16'] else 'no (fp32)'}, "
+             f"{kind['threads']} threads, shared with other jobs. Model: `{args.model}`; commit {commit}; "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"]
+    if "quality" not in args.skip:
+        parts.append(
+            f"## Quality on held-out photos (`{PHOTO_GLOB}`), evaluator at 256 px, means first\n\n"
+            f"Collection: the held-out Monet paintings (`{PAINTING_GLOB}`) except `{ADAIN_PAINTING}`, AdaIN's "
+            "style. collection_vs_photo: mean Gram distance to those paintings / the untouched photo's (lower = "
+            "nearer Monet's collection); content: relu4_2 distance to the photo (relative); palette_vs_photo: "
+            "mean Lab palette distance to the paintings / the photo's; clipped: share of channel values at 0 or "
+            "255. Every method at the photos' own 256 px.\n\n" + table(quality(args.data, args.model, args.photos)))
+    if "speed" not in args.skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            parts.append("## Speed\n\n" + table(speed(args.model, Path(tmp))))
+    if args.sheet:
+        sheet(args.data, args.model, args.sheet)
+    write_report("\n".join(parts), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
