@@ -131,3 +131,28 @@ def test_jpeg_resaved_by_another_program_keeps_the_watermark(tmp_path: Path, pho
     with Image.open(buf) as resaved:
         info = P.inspect_image(resaved)
     assert info["provenance"] is None and info["watermark"]["detected"]
+
+
+@pytest.mark.parametrize("watermark", [True, False])
+def test_video_frames_are_marked_before_encoding(tmp_path: Path, watermark: bool) -> None:
+    import av
+
+    from brushwork.video import stylize_video
+
+    src = np.asarray(media.photo((320, 240)))
+    clip = tmp_path / "in.mp4"
+    with av.open(str(clip), "w") as out:
+        v = out.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 256, 192, "yuv420p"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(src[20:212, 8 * i:8 * i + 256]), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    result = tmp_path / "out.mp4"
+    stylize_video(clip, result, lambda im: im, temporal=False, measure=False, watermark=watermark)
+    with av.open(str(result)) as back:
+        frame = next(back.decode(video=0)).to_image()
+    assert P.detect_watermark(frame).detected is watermark

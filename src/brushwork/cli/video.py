@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                    help="discard the frames of an earlier interrupted run instead of continuing it")
     v.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    v.add_argument("--no-watermark", action="store_true",
+                   help="do not embed the invisible 'made with brushwork' watermark in the frames")
 
 
 class _Bars:
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         result = stylize_video(args.input, args.output, stylizer, size=size, temporal=not args.no_temporal,
                                temporal_weight=args.temporal_weight, restore=not args.soft_blend,
                                max_frames=args.max_frames, progress=bars,
-                               restart=args.restart, crf=args.crf)
+                               restart=args.restart, crf=args.crf, watermark=not args.no_watermark)
     except KeyboardInterrupt:
         bars.close()
         work = work_dir_for(args.output)

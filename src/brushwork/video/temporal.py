@@ -172,7 +172,8 @@ class _WorkFolder:
     """
 
     def __init__(self, path: Path, settings: dict[str, Any], restart: bool, info: VideoInfo,
-                 size: tuple[int, int], suffix: str, crf: int, segment_frames: int) -> None:
+                 size: tuple[int, int], suffix: str, crf: int, segment_frames: int, watermark: bool = True) -> None:
+        self.watermark = watermark
         self.path, self.info, self.size, self.suffix, self.crf = path, info, size, suffix, crf
         self.segment_frames = segment_frames
         self.settings = _jsonable(settings)
@@ -271,7 +272,12 @@ class _WorkFolder:
 
         def frames() -> Iterator[tuple[int, np.ndarray]]:
             for i in range(first, last + 1):
-                yield self.records[i]["pts"], self.load(i)
+                rgb = self.load(i)
+                if self.watermark:  # after the temporal blend (which must not see it), just before encoding
+                    from brushwork.provenance import embed_watermark
+
+                    rgb = np.asarray(embed_watermark(Image.fromarray(rgb))[0])
+                yield self.records[i]["pts"], rgb
                 if progress:
                     progress(i - first + 1, last - first + 1)
 
@@ -335,7 +341,7 @@ def stylize_video(input: str | Path, output: str | Path, stylizer: Callable[[Ima
                   progress: Callable[[VideoProgress], None] | None = None, restart: bool = False,
                   restore: bool = True, flow_preset: str = "medium", flow_size: int | None = 640,
                   measure: bool = True, crf: int = 18, audio: bool = True,
-                  segment_frames: int = SEGMENT_FRAMES) -> VideoResult:
+                  segment_frames: int = SEGMENT_FRAMES, watermark: bool = True) -> VideoResult:
     """Stylize every frame of ``input`` into ``output``, keeping its timing and audio.
 
     ``stylizer`` turns a PIL image into a stylized one of the same size: an
@@ -351,7 +357,8 @@ def stylize_video(input: str | Path, output: str | Path, stylizer: Callable[[Ima
     the frames of an earlier run instead. ``flow_size`` caps the side the optical flow is computed
     at; ``measure=False`` skips the flicker measure (and the flow, when ``temporal`` is off too).
     Frames are encoded ``segment_frames`` at a time as the run goes (``crf``: x264/VP9 quality) and
-    the segments joined, with the audio, at the end.
+    the segments joined, with the audio, at the end; each frame gets brushwork's invisible watermark just
+    before encoding unless ``watermark`` is False.
     """
     t0 = time.perf_counter()
     if not 0 <= temporal_weight <= 1:
@@ -378,10 +385,12 @@ def stylize_video(input: str | Path, output: str | Path, stylizer: Callable[[Ima
                 "restore": restore if temporal else None,
                 "flow": [flow_preset, flow_size] if temporal else None, "stylizer": _fingerprint(stylizer),
                 "format": output.suffix.lower(), "crf": crf}
+    if not watermark:  # only when off, so the work folders of earlier runs stay valid
+        settings["watermark"] = False
     estimator = FlowEstimator(flow_preset, flow_size)
     use_flow = (temporal and temporal_weight > 0) or measure
     work = _WorkFolder(work_dir_for(output), settings, restart, info, (w, h), output.suffix.lower(), crf,
-                       segment_frames)
+                       segment_frames, watermark)
     notes: list[str] = []
     try:
         resumed = len(work.records)
