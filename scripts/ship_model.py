@@ -38,10 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": hashlib.sha256(weights).hexdigest(),
         "bytes": len(weights),
         "commands": args.command,
-        "data": {"content": training.get("content"), "styles": training.get("styles"),
+        "data": {"content": training.get("content", training.get("photos")),
+                 "styles": training.get("styles", training.get("paintings")),
                  "held_out": training.get("exclude"),
-                 **({"held_out_paintings": training["exclude_styles"]} if training.get("exclude_styles") else {})},
-        "steps": training.get("steps"),
+                 **({"held_out_paintings": training.get("exclude_styles") or training["exclude_paintings"]}
+                    if training.get("exclude_styles") or training.get("exclude_paintings") else {})},
+        # a CycleGAN's model folder follows its checkpoints: it records the steps done of those planned
+        "steps": training.get("steps_done", training.get("steps")),
+        **({"steps_planned": training["steps"]} if "steps_done" in training else {}),
         "final_logged": log[-1] if log else None,
         "device": training.get("device"), "precision": training.get("precision"), "torch": training.get("torch"),
         "note": args.note,
