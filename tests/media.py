@@ -197,3 +197,22 @@ def noise_texture(size: tuple[int, int] = (32, 32), seed: int = 3) -> Image.Imag
     arr = np.stack([_smooth_noise(rng, (h, w), 6) for _ in range(3)], -1) * 255
     arr = arr * 0.7 + rng.random((h, w, 3)) * 255 * 0.3
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def image_folder(path: Path, n: int, seed: int, strokes: bool, size: tuple[int, int] = (88, 72)) -> Path:
+    """``n`` small generated PNGs in ``path``: diagonal bands of a random palette (``strokes``, a "painting")
+    or a noisy gradient (a "photo"); for trainers that read folders."""
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    w, h = size
+    for i in range(n):
+        arr = np.zeros((h, w, 3), np.uint8)
+        arr[:] = rng.integers(0, 255, 3)
+        if strokes:
+            yy, xx = np.mgrid[:h, :w]
+            for c in rng.integers(0, 255, (4, 3)):
+                arr[((xx + yy * rng.integers(1, 3)) // rng.integers(3, 9)) % 4 == rng.integers(0, 4)] = c
+        else:
+            arr = (arr * np.linspace(0.3, 1, w)[None, :, None] + rng.normal(0, 12, arr.shape)).clip(0, 255)
+        Image.fromarray(arr.astype(np.uint8)).save(path / f"img{i}.png")
+    return path

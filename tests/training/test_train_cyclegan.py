@@ -7,9 +7,9 @@ import json
 import os
 import signal
 
-import numpy as np
 import pytest
 import torch
+from media import image_folder
 from PIL import Image
 
 from brushwork.cli.main import main
@@ -23,28 +23,11 @@ TINY = {"ngf": 4, "n_blocks": 1, "ndf": 4, "crop": 64, "checkpoint_every": 2, "l
         "pool_size": 2, "precision": "fp32"}
 
 
-def _folder(path, n: int, seed: int, strokes: bool, size: tuple[int, int] = (88, 72)):
-    path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    w, h = size
-    for i in range(n):
-        arr = np.zeros((h, w, 3), np.uint8)
-        arr[:] = rng.integers(0, 255, 3)
-        if strokes:  # diagonal bands of a random palette: a "painting"
-            yy, xx = np.mgrid[:h, :w]
-            for c in rng.integers(0, 255, (4, 3)):
-                arr[((xx + yy * rng.integers(1, 3)) // rng.integers(3, 9)) % 4 == rng.integers(0, 4)] = c
-        else:  # a gradient with noise: a "photo"
-            arr = (arr * np.linspace(0.3, 1, w)[None, :, None] + rng.normal(0, 12, arr.shape)).clip(0, 255)
-        Image.fromarray(arr.astype(np.uint8)).save(path / f"img{i}.png")
-    return path
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("cyclegan_data")
-    return {"photos": _folder(root / "photos", 4, 0, False), "paintings": _folder(root / "paintings", 3, 1, True),
-            "root": root}
+    return {"photos": image_folder(root / "photos", 4, 0, False),
+            "paintings": image_folder(root / "paintings", 3, 1, True), "root": root}
 
 
 def _cfg(data, out, **kw) -> CycleGANTrainConfig:
@@ -124,8 +107,8 @@ def _bad_cases(data, tmp_path) -> dict[str, tuple[list[str], str]]:
     (root / "empty").mkdir()
     (root / "texts").mkdir()
     (root / "texts" / "notes.txt").write_text("no images here")
-    single = _folder(root / "single", 1, 3, True)
-    small = _folder(root / "small", 3, 4, False, size=(48, 40))
+    single = image_folder(root / "single", 1, 3, True)
+    small = image_folder(root / "small", 3, 4, False, size=(48, 40))
     other = root / "other_run"
     other.mkdir()
     torch.save({"step": 4, "net": {}, "opt": {}}, other / "checkpoint.pt")  # a johnson/cin run's checkpoint

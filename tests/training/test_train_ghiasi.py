@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from media import image_folder
 from PIL import Image
 
 from brushwork.cli.main import main
@@ -21,27 +22,11 @@ TINY = {"widths": (4, 8, 8), "n_residual": 1, "end_kernel": 3, "crop": 64, "batc
         "style_size": 64, "checkpoint_every": 2, "log_every": 1}
 
 
-def _folder(path, n: int, seed: int, strokes: bool):
-    path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        arr = np.zeros((72, 88, 3), np.uint8)
-        arr[:] = rng.integers(0, 255, 3)
-        if strokes:  # diagonal bands of a random palette: a "painting"
-            yy, xx = np.mgrid[:72, :88]
-            for c in rng.integers(0, 255, (4, 3)):
-                arr[((xx + yy * rng.integers(1, 3)) // rng.integers(3, 9)) % 4 == rng.integers(0, 4)] = c
-        else:  # a gradient with noise: a "photo"
-            arr = (arr * np.linspace(0.3, 1, 88)[None, :, None] + rng.normal(0, 12, arr.shape)).clip(0, 255)
-        Image.fromarray(arr.astype(np.uint8)).save(path / f"img{i}.png")
-    return path
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("ghiasi_data")
-    return {"photos": _folder(root / "photos", 4, 0, False), "paintings": _folder(root / "paintings", 3, 1, True),
-            "root": root}
+    return {"photos": image_folder(root / "photos", 4, 0, False),
+            "paintings": image_folder(root / "paintings", 3, 1, True), "root": root}
 
 
 def test_trains_resumes_and_reuses_the_bank(data, tmp_path) -> None:
@@ -63,7 +48,7 @@ def test_trains_resumes_and_reuses_the_bank(data, tmp_path) -> None:
     assert (out / "bank.pt").stat().st_mtime_ns == bank_time
     snap = model_from_checkpoint(out, tmp_path / "snap")
     assert GhiasiNet.from_pretrained(snap).config.embedding == 100
-    other = _folder(data["root"] / "other_paintings", 2, 5, True)
+    other = image_folder(data["root"] / "other_paintings", 2, 5, True)
     with pytest.raises(ConfigError, match="other paintings"):
         train_ghiasi(GhiasiTrainConfig(content=[str(data["photos"])], styles=[str(other)], out_dir=str(out),
                                        steps=6, **TINY))
@@ -97,7 +82,7 @@ def test_bad_training_input_is_one_line(data, tmp_path, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no paintings here")
-    one = _folder(tmp_path / "one", 1, 3, True)
+    one = image_folder(tmp_path / "one", 1, 3, True)
     for styles, msg in ((empty, "no images"), (one, "at least 2 paintings"), (tmp_path / "missing", "not found")):
         code = main(["train", "ghiasi", "--content", str(data["photos"]), "--styles", str(styles), "-o",
                      str(tmp_path / "run"), "--steps", "1", "-q"])
