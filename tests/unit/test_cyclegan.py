@@ -88,7 +88,8 @@ def test_patchgan_judges_70_px_patches() -> None:
 
 def test_model_folder_round_trip_and_refusals(model, tiny_cin, tmp_path) -> None:
     net = CycleGANNet.from_pretrained(model)
-    assert net.config == TINY and json.loads((model / "config.json").read_text())["kind"] == "cyclegan"
+    saved = json.loads((model / "config.json").read_text())
+    assert net.config == TINY and saved["kind"] == "cyclegan" and saved["style_names"] == ["stripes", "photo"]
     with pytest.raises(ModelError, match="holds a 'cin' model, not a cyclegan one"):
         CycleGANNet.from_pretrained(tiny_cin)
     assert resolve_cyclegan(str(model)) == model
@@ -138,6 +139,8 @@ def test_cli_stylize_both_directions_and_refusals(model, photo_file, tmp_path, c
         assert message in err, (extra, err)
     code = main(["stylize", str(photo_file), "-s", "starry_night", "--reverse", "-o", str(out)])
     assert code == 2 and "cyclegan" in capfd.readouterr().err
+    assert main(["demo", "--model", str(model), "-o", str(out)]) == 0
+    assert "with 'stripes' (cyclegan)" in capfd.readouterr().out
 
 
 def test_batch_and_video_run_it_through_the_registry(model, photo_file, tmp_path, capfd) -> None:

@@ -297,12 +297,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from brushwork.demo import demo_photo
     from brushwork.errors import ConfigError
     from brushwork.image.io import save_image
-    from brushwork.methods.registry import Request, default_method, get_method
+    from brushwork.methods.registry import Request, default_method, get_method, model_method
 
     photo = demo_photo()
     if args.model and args.method:
         raise ConfigError("--model runs a fast feed-forward model: leave out --method")
-    method = get_method("feedforward") if args.model else get_method(args.method) if args.method else default_method()
+    # a shipped model runs as its own kind (feed-forward, cyclegan)
+    method = get_method(model_method(args.model)) if args.model else get_method(args.method) if args.method \
+        else default_method()
     request = Request(styles=[] if args.model else [(args.style, 1.0)], options=method.Options(),
                       size=args.size or (384 if not method.one_pass else 512), model=args.model, device=args.device)
     if not method.one_pass:

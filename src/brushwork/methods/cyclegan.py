@@ -251,7 +251,9 @@ class CycleGANNet(nn.Module):
 
     def save_pretrained(self, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """``config.json`` + ``model.safetensors`` (fp16), both generators."""
-        return save_folder(self, folder, KIND, asdict(self.config), MODEL_FORMAT, meta)
+        # style_names: what `brushwork models` lists (the two directions a --model takes with -s)
+        return save_folder(self, folder, KIND, {**asdict(self.config), "style_names": list(self.config.names)},
+                           MODEL_FORMAT, meta)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> CycleGANNet:
