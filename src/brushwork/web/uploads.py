@@ -32,6 +32,8 @@ def decode_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours: same answer
+        raise WebError(413, f"{what} is too large to decode safely: {_one_line(exc)}") from None
     except UnidentifiedImageError:
         raise WebError(415, f"{what} is not an image (accepted: JPEG, PNG, WebP, BMP, GIF)") from None
     except Exception as exc:

@@ -393,6 +393,7 @@ async function run() {
     const v = el.type === "checkbox" ? (el.checked ? "true" : "") : el.value;
     if (v !== "") fd.append(el.dataset.option, v);
   }
+  document.body.dataset.sent = [...fd.entries()].map(([k, v]) => (typeof v === "string" ? `${k}=${v}` : k)).join("&");
   if (m && m.one_pass === false) return runJob(fd);
   busy(true, "Painting…");
   const t0 = performance.now();
