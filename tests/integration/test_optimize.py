@@ -384,6 +384,8 @@ def test_pyramid_schedule():
     assert pyramid_sizes(1024, base=512) == [512, 1024]
     assert pyramid_sizes(1023, base=512) == [1023]
     assert pyramid_sizes(2048, enabled=False) == [2048]
+    assert pyramid_sizes(512) == [128, 256, 512] and pyramid_sizes(1024) == [256, 512, 1024]  # the defaults
+    assert pyramid_sizes(200) == [200] and pyramid_sizes(4096) == [1024, 2048, 4096]
     assert split_steps(21, 3) == [12, 6, 3]
     assert split_steps(300, 1) == [300]
     for total in range(0, 30):
@@ -406,6 +408,17 @@ def test_coarse_to_fine_runs_every_scale(paths, judge, photo, monkeypatch):
     assert {s: size for _, s, size in seen} == {0: (32, 24), 1: (64, 48), 2: (128, 96)}
     candy = Image.open(paths["candy"]).convert("RGB")
     assert judge.style_loss(r.image, candy) < 0.6 * judge.style_loss(fit(photo, 128), candy)
+
+
+def test_init_adain_starts_from_the_one_pass_result(paths, judge, photo):
+    candy = Image.open(paths["candy"]).convert("RGB")
+    first = {}
+    for init in ("content", "adain"):
+        r = optimize(paths["photo"], [paths["candy"]], size=SIZE, steps=1, init=init,
+                     callback=lambda info, init=init: first.setdefault(init, info.image()))
+        assert r.size == fit(photo, SIZE).size
+    # the AdaIN start already carries the painting's statistics; the photo start does not
+    assert judge.style_loss(first["adain"], candy) < 0.9 * judge.style_loss(first["content"], candy)
 
 
 def test_pyramid_off_runs_one_scale(paths, monkeypatch):

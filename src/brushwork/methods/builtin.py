@@ -46,7 +46,8 @@ class OptimizeOptions:
     steps: int | None = option(type=positive_int, help="optimizer steps over all scales (default 300)")
     optimizer: str | None = option(choices=("lbfgs", "adam"), help="default lbfgs")
     lr: float | None = option(type=number, help="learning rate (default 1.0 L-BFGS, 0.02 Adam)")
-    init: str | None = option(choices=("content", "noise", "style"), help="starting image (default content)")
+    init: str | None = option(choices=("content", "noise", "style", "adain"),
+                              help="starting image (default content; adain: the one-pass AdaIN result, a head start)")
     style_weight: float | None = option(type=number, help="style loss weight (default 5)")
     content_weight: float | None = option(type=number, help="content loss weight (default 1)")
     tv_weight: float | None = option(type=number, help="total-variation (smoothness) weight (default 1)")

@@ -38,7 +38,7 @@ from brushwork.runtime import autocast, check_memory, resolve_device, resolve_pr
 from brushwork.styles import StylePreset, resolve_style
 
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "style", "adain")
 COLOR_MODES = ("luminance", "match")
 #: what "matching the painting's style" means (Li et al. 2017): Gram matrices (Gatys), channel mean/std
 #: (what AdaIN matches), or a maximum mean discrepancy under one of :data:`~brushwork.losses.functional.KERNELS`
@@ -61,8 +61,13 @@ FIRST_STEP = 1e-3
 #: optimizer restarted; after MAX_RESTARTS such steps at one scale the run is reported as diverged.
 RESTART_FACTOR = 10.0
 MAX_RESTARTS = 3
-#: Coarse-to-fine starts here: a --size of 2048 runs 512 -> 1024 -> 2048.
-PYRAMID_BASE = 512
+#: Coarse-to-fine at every size: up to PYRAMID_SCALES scales, each half the next, none under PYRAMID_BASE
+#: px (512 runs 128 -> 256 -> 512, 2048 runs 512 -> 1024 -> 2048). Most steps are taken at the small
+#: scales, where a step costs a sixteenth or a quarter of a full-size one (benchmarks/results/gatys_speed.md).
+PYRAMID_BASE = 128
+PYRAMID_SCALES = 3
+#: Above this longest side a run says its estimated peak memory.
+LARGE_SIZE = 1024
 
 
 @dataclass
@@ -108,7 +113,7 @@ class OptimizeConfig:
     style_scale: float = 1.0  # style image size relative to the output: >1 = bigger strokes
     mask: ImageInput | None = None  # white = styled, black = photo kept
     pooling: str = "max"
-    pyramid: bool = True  # coarse-to-fine when size > 2 * PYRAMID_BASE
+    pyramid: bool = True  # coarse-to-fine (pyramid_sizes)
     precision: str = "auto"
     style_loss: str = "gram"  # see STYLE_LOSSES
     style_kernel: str = "gaussian"  # mmd only: gaussian, linear or poly
@@ -203,14 +208,17 @@ class StylizeResult:
     config: dict[str, Any]
 
 
-def pyramid_sizes(longest: int, enabled: bool = True, base: int | None = None) -> list[int]:
-    """Longest-side sizes of the coarse-to-fine schedule, e.g. 2048 -> [512, 1024, 2048].
+def pyramid_sizes(longest: int, enabled: bool = True, base: int | None = None, scales: int | None = None
+                  ) -> list[int]:
+    """Longest-side sizes of the coarse-to-fine schedule, e.g. 512 -> [128, 256, 512].
 
-    ``base`` defaults to the module's :data:`PYRAMID_BASE`, read at call time.
+    ``base`` (the smallest scale) and ``scales`` (how many at most) default to the module's
+    :data:`PYRAMID_BASE` and :data:`PYRAMID_SCALES`, read at call time.
     """
     base = PYRAMID_BASE if base is None else base
+    scales = PYRAMID_SCALES if scales is None else scales
     sizes = [longest]
-    while enabled and sizes[0] / 2 >= base:
+    while enabled and len(sizes) < scales and sizes[0] / 2 >= base:
         sizes.insert(0, round(sizes[0] / 2))
     return sizes
 
@@ -332,10 +340,14 @@ class _Objective:
 
     def _preset_stats(self, preset: StylePreset, layer: str) -> tuple[torch.Tensor, ...]:
         cfg = self.config
+        if cfg.style_loss == "gram":  # presets hold Grams at every style layer, mean/std up to relu4_1
+            return (preset.grams[layer].to(self.device),)
+        if layer not in preset.means:
+            raise ConfigError(f"style preset '{preset.name}' has no mean/std at {layer} for --style-loss "
+                              f"{cfg.style_loss}: pass the painting image, or --style-layers up to relu4_1")
         mean = preset.means[layer].to(self.device)
-        if cfg.style_loss == "gram" or (cfg.style_loss, cfg.style_kernel) == ("mmd", "poly"):
-            gram = preset.grams[layer].to(self.device)
-            return (gram,) if cfg.style_loss == "gram" else (gram, mean.flatten(1))
+        if (cfg.style_loss, cfg.style_kernel) == ("mmd", "poly"):
+            return preset.grams[layer].to(self.device), mean.flatten(1)
         if cfg.style_loss == "meanstd":
             return mean, preset.stds[layer].to(self.device)
         return (mean.flatten(1),)  # mmd linear (gaussian is refused for presets before this)
@@ -377,6 +389,18 @@ def _load_styles(styles: Sequence[StyleSpec | ImageInput]) -> list[StyleSpec]:
     return specs
 
 
+def _adain_start(photo: Image.Image, specs: Sequence[StyleSpec], device: str | torch.device,
+                 precision: str) -> torch.Tensor:
+    """The one-pass AdaIN result of the same styles, weights and region masks: a start that already has
+    the painting's colours and textures, so the optimizer refines instead of building them from the photo."""
+    from brushwork.methods.adain import AdaINStylizer
+
+    st = AdaINStylizer(device=device, precision=precision)
+    r = st.stylize(photo, [s.image for s in specs], [s.weight for s in specs], [s.mask for s in specs],
+                   size=max(photo.size))
+    return to_tensor(r.image, device)
+
+
 def optimize(
     content: ImageInput,
     styles: Sequence[StyleSpec | ImageInput],
@@ -409,7 +433,7 @@ def optimize(
         raise ConfigError(f"output would be {out_w}x{out_h}: the short side must be at least {MIN_SIZE} px")
     estimate = estimate_memory(out_w, out_h, cfg, dtype)
     check_memory(estimate, dev, f"optimizing a {out_w}x{out_h} image", cfg.memory_limit)
-    if max(out_w, out_h) > 2 * PYRAMID_BASE:
+    if max(out_w, out_h) > LARGE_SIZE:
         notes.append(f"estimated peak memory {estimate / 2**30:.1f} GiB at {out_w}x{out_h}")
     style_imgs: list[Image.Image | StylePreset] = []
     for i, s in enumerate(specs):
@@ -494,6 +518,10 @@ def optimize(
                 x = target.clone()
             elif cfg.init == "noise":
                 x = torch.rand(target.shape, generator=gen).to(dev)
+                if lum_space:
+                    x = gray3(luminance(x))
+            elif cfg.init == "adain":
+                x = _adain_start(resize(photo, (w, h)), specs, dev, cfg.precision)
                 if lum_space:
                     x = gray3(luminance(x))
             else:
