@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,8 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from brushwork.web.app import ServerConfig, create_app
-
-LOOPBACK = "127.0.0.1"
+from brushwork.web.local import LocalServer
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -53,36 +49,8 @@ def client() -> Iterator[TestClient]:
         yield c
 
 
-class LiveServer:
-    """uvicorn on 127.0.0.1 and a free port, in a thread of this process (stopped at the end)."""
-
-    def __init__(self, config: ServerConfig | None = None) -> None:
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind((LOOPBACK, 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://{LOOPBACK}:{self.port}"
-        self.app = create_app(config or ServerConfig())
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=LOOPBACK, port=self.port, log_level="warning",
-                                                    lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
-def live_server() -> Iterator[LiveServer]:
-    with LiveServer(ServerConfig(max_steps=50)) as server:
+def live_server() -> Iterator[LocalServer]:
+    """A real server on 127.0.0.1 (a free port), for the browser and the load test."""
+    with LocalServer(ServerConfig(max_steps=50)) as server:
         yield server

@@ -111,7 +111,9 @@ class Form:
 #: form fields every method shares; a method's own options are the rest
 COMMON_FIELDS = frozenset({"style", "painting_weight", "strength", "size", "method", "preserve_color", "engine",
                            "format"})
-ENGINES = ("torch", "int8")
+#: "auto" is the registry's own choice (INT8 on onnxruntime where a model ships one, torch bf16 on CPUs
+#: native at it); "onnx" is left out: it exports and caches a model on first use
+ENGINES = ("auto", "torch", "int8")
 
 
 def _float(form: Form, name: str, lo: float, hi: float) -> float | None:
@@ -227,7 +229,7 @@ def build_request(form: Form, catalogue: dict[str, StyleEntry], *, max_size: int
     size = int(size_f) if size_f is not None else None
     if size is None:
         size = method.default_size or min(max(form.photo.size), method.max_size or max_size, max_size)
-    engine = form.one("engine") or "torch"
+    engine = form.one("engine") or "auto"
     if engine not in ENGINES:
         raise WebError(400, f"engine must be one of {', '.join(ENGINES)}, got '{engine[:40]}'")
     preserve = form.one("preserve_color")
@@ -235,7 +237,7 @@ def build_request(form: Form, catalogue: dict[str, StyleEntry], *, max_size: int
         options = options_from(method, values)
         request = Request(styles=styles, options=options, size=size, strength=_float(form, "strength", 0, 1),
                           preserve_color=preserve, mask=form.mask, model=model, engine=engine,
-                          upscale=False)
+                          upscale=False, many=True)  # a server: one load serves many photos
         method.check(request)
     except BrushworkError as exc:
         raise WebError(400, str(exc).replace("--", "")) from None

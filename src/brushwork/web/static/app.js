@@ -583,6 +583,7 @@ async function loadSession() {
   state.session = await ort.InferenceSession.create(model, { executionProviders: providers, graphOptimizationLevel: "all" });
   state.ort = ort;
   state.backend = `${gpu ? "WebGPU" : "WebAssembly"}, ${ort.env.wasm.numThreads} thread(s)`;
+  document.body.dataset.backend = state.backend;
 }
 
 function styleWeights() {
