@@ -291,3 +291,22 @@ def test_huge_body_refused(client, small_photo):
     r = client.post("/api/stylize", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xx"})
     assert "limit" in _one_line_error(r, 413)
     assert client.get("/api/health").json()["ok"]
+
+
+def test_closing_the_event_stream_cancels_the_job(live_server, small_photo, painting):
+    """A client that goes away frees the worker: its job stops at the next step (a real server: disconnects)."""
+    import httpx
+
+    files = {"photo": ("p.png", png_bytes(small_photo)), "painting": ("q.png", png_bytes(painting))}
+    job = httpx.post(f"{live_server.url}/api/jobs", files=files, data={"steps": "50", "size": "96"}, timeout=30).json()
+    with httpx.stream("GET", live_server.url + job["events"], timeout=60) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and json.loads(line[6:])["step"] >= 1:
+                break  # watched one step, then gone
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = httpx.get(live_server.url + job["status"]).json()
+        if st["state"] != "running":
+            break
+        time.sleep(0.1)
+    assert st["state"] == "cancelled" and st["error"] == "the client disconnected" and st["step"] < 50, st
