@@ -92,6 +92,7 @@ def timings(data: Path, pastiche_steps: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SIZE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--pairs", type=int, default=len(PAIRS))
@@ -102,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sheet", type=Path)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    global SIZE
     SIZE = args.size
     if args.timings_child:
         print(json.dumps(timings(args.data, args.pastiche_steps)))
