@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from brushwork.errors import ConfigError, ImageError, ResourceError
-from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.image.io import ImageInput, fit_size, load_image
 
 #: smallest photo side: the 9x9 reflection pad at full size and the 3x3 one at 1/4 size need room
 MIN_INPUT = 8
@@ -133,16 +133,40 @@ def check_budget(estimate: int, what: str, limit: int | None = None, available: 
                             f"available on {where}: use a smaller --size")
 
 
-def photo_image(photo: ImageInput, size: int | None, upscale: bool, notes: list[str]) -> tuple[Image.Image, Any]:
-    """The photo resized to ``size`` (longest side; kept unless ``upscale``) after the size checks, and the
-    decoded original."""
+def photo_plan(photo: ImageInput, size: int | None, upscale: bool, notes: list[str]) -> tuple[Image.Image,
+                                                                                          tuple[int, int]]:
+    """The decoded photo and the (w, h) it is stylized at (``size`` = longest side; kept unless ``upscale``),
+    after the size checks every transformer-net pass makes (the memory check comes next, the resize last)."""
     img = load_image(photo, what="photo")
     w, h = fit_size(img.size, size, allow_upscale=upscale)
     if size is not None and size > max(img.size) and not upscale:
         notes.append(f"photo is {img.size[0]}x{img.size[1]}; kept its size (allow upscaling to enlarge)")
     if min(w, h) < MIN_INPUT:
         raise ImageError(f"photo is {w}x{h}: too small (min {MIN_INPUT} px on each side)")
-    return resize(img, (w, h)), img
+    return img, (w, h)
+
+
+def check_blend_request(styles: Sequence[Any], weights: Sequence[float] | None, masks: Sequence[Any] | None,
+                        strength: float, preserve_color: str | None, size: int | None, blend: str
+                        ) -> tuple[list[float], list[Any], list[int]]:
+    """The checks of an arbitrary-style request (ghiasi); its weights, masks and unmasked style indices."""
+    if not 0 <= strength <= 1:
+        raise ConfigError(f"strength must be between 0 and 1, got {strength}")
+    if preserve_color not in (None, "luminance"):
+        raise ConfigError(f"preserve-color for ghiasi is 'luminance', got '{preserve_color}'")
+    if size is not None and size < 32:
+        raise ConfigError(f"size must be at least 32 px, got {size}")
+    if not styles:
+        raise ConfigError("at least one painting is needed")
+    weights = [float(w) for w in weights] if weights is not None else [1.0] * len(styles)
+    masks = list(masks) if masks is not None else [None] * len(styles)
+    if len(weights) != len(styles) or len(masks) != len(styles):
+        raise ConfigError("give one weight and one mask (or None) per style")
+    check_weights(weights)
+    unmasked = [i for i, m in enumerate(masks) if m is None]
+    if blend == "slerp" and len(unmasked) < 2:
+        raise ConfigError("--blend slerp interpolates between styles: give at least two unmasked paintings")
+    return weights, masks, unmasked
 
 
 def style_weights(names: Sequence[str], styles: Any) -> tuple[np.ndarray, dict[str, float], list[str]]:

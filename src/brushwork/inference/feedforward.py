@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from brushwork.image.io import ImageInput
+from brushwork.image.io import ImageInput, resize
 from brushwork.inference.arrays import (
     OnePassResult,
     blend_masked,
@@ -17,7 +17,7 @@ from brushwork.inference.arrays import (
     combine_luminance,
     pad_to,
     pass_bytes,
-    photo_image,
+    photo_plan,
     style_weights,
     to_array,
     to_image,
@@ -51,10 +51,9 @@ class OrtFeedForward:
         check_one_pass_options(strength, preserve_color, size)
         t0 = time.perf_counter()
         weights, chosen, notes = style_weights(self.style_names, styles)
-        img, _ = photo_image(photo, size, upscale, notes)
-        w, h = img.size
+        img, (w, h) = photo_plan(photo, size, upscale, notes)
         check_budget(pass_bytes(w, h, self.widths), f"a {self.kind} pass at {w}x{h}", memory_limit)
-        x = to_array(img)
+        x = to_array(resize(img, (w, h)))
         out = self.transform(x, weights) if strength > 0 else x
         if preserve_color == "luminance":
             out = combine_luminance(out, x)

@@ -22,14 +22,14 @@ from brushwork.inference.arrays import (
     OnePassResult,
     blend_embeddings,
     blend_masked,
+    check_blend_request,
     check_budget,
-    check_weights,
     combine_luminance,
     feather,
     load_mask,
     pad_to,
     pass_bytes,
-    photo_image,
+    photo_plan,
     to_array,
     to_image,
 )
@@ -168,28 +168,12 @@ class OrtGhiasi:
                 memory_limit: int | None = None) -> OnePassResult:
         """As ``GhiasiStylizer.stylize``: unmasked styles blended into one embedding (``blend``), each
         masked style its own region, ``strength`` towards the photo's own embedding."""
-        if not 0 <= strength <= 1:
-            raise ConfigError(f"strength must be between 0 and 1, got {strength}")
-        if preserve_color not in (None, "luminance"):
-            raise ConfigError(f"preserve-color for ghiasi is 'luminance', got '{preserve_color}'")
-        if size is not None and size < 32:
-            raise ConfigError(f"size must be at least 32 px, got {size}")
-        if not styles:
-            raise ConfigError("at least one painting is needed")
-        weights = [float(w) for w in weights] if weights is not None else [1.0] * len(styles)
-        masks = list(masks) if masks is not None else [None] * len(styles)
-        if len(weights) != len(styles) or len(masks) != len(styles):
-            raise ConfigError("give one weight and one mask (or None) per style")
-        check_weights(weights)
-        unmasked = [i for i, m in enumerate(masks) if m is None]
-        if blend == "slerp" and len(unmasked) < 2:
-            raise ConfigError("--blend slerp interpolates between styles: give at least two unmasked paintings")
+        weights, masks, unmasked = check_blend_request(styles, weights, masks, strength, preserve_color, size, blend)
         t0 = time.perf_counter()
         notes: list[str] = []
-        img, original = photo_image(photo, size, upscale, notes)
-        w, h = img.size
+        original, (w, h) = photo_plan(photo, size, upscale, notes)
         check_budget(pass_bytes(w, h, self.widths), f"a ghiasi pass at {w}x{h}", memory_limit)
-        x = to_array(img)
+        x = to_array(resize(original, (w, h)))
         embeddings = [self.embed_image(s) for s in styles]
         own = None
         if strength < 1:

@@ -25,13 +25,14 @@ from torch import nn
 from brushwork.errors import BrushworkError, ConfigError, ImageError, ModelError
 from brushwork.image.color import combine_luminance
 from brushwork.image.convert import from_tensor, to_tensor
-from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.image.io import ImageInput, resize
 from brushwork.image.masks import feather, load_mask
 from brushwork.inference.arrays import (
     MIN_INPUT,
     OnePassResult,
     check_one_pass_options,
     pass_bytes,
+    photo_plan,
     style_weights,
 )
 from brushwork.methods.layers import NearestUpsample, ReflectionPad
@@ -268,12 +269,7 @@ def photo_tensor(photo: ImageInput, size: int | None, upscale: bool, notes: list
                  memory_limit: int | None = None) -> tuple[torch.Tensor, Any]:
     """The photo as ``(1, 3, h, w)`` at ``size`` (longest side; kept unless ``upscale``), after the size and
     memory checks every transformer-net pass makes; also the decoded PIL image (for statistics)."""
-    photo_img = load_image(photo, what="photo")
-    w, h = fit_size(photo_img.size, size, allow_upscale=upscale)
-    if size is not None and size > max(photo_img.size) and not upscale:
-        notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; kept its size (allow upscaling to enlarge)")
-    if min(w, h) < MIN_INPUT:
-        raise ImageError(f"photo is {w}x{h}: too small (min {MIN_INPUT} px on each side)")
+    photo_img, (w, h) = photo_plan(photo, size, upscale, notes)
     check_memory(estimate_memory(w, h, dtype, widths), device, f"a {kind} pass at {w}x{h}", memory_limit)
     return to_tensor(resize(photo_img, (w, h)), device), photo_img
 

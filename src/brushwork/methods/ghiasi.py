@@ -302,22 +302,8 @@ class GhiasiStylizer:
         """One pass per embedding: unmasked styles blended into one (``blend``), each masked style
         its own region; ``strength`` interpolates the embedding towards the photo's own (Ghiasi's
         way, not a pixel blend); ``mask``: white = styled, black = the photo kept."""
-        if not 0 <= strength <= 1:
-            raise ConfigError(f"strength must be between 0 and 1, got {strength}")
-        if preserve_color not in (None, "luminance"):
-            raise ConfigError(f"preserve-color for ghiasi is 'luminance', got '{preserve_color}'")
-        if size is not None and size < 32:
-            raise ConfigError(f"size must be at least 32 px, got {size}")
-        if not styles:
-            raise ConfigError("at least one painting is needed")
-        weights = [float(w) for w in weights] if weights is not None else [1.0] * len(styles)
-        masks = list(masks) if masks is not None else [None] * len(styles)
-        if len(weights) != len(styles) or len(masks) != len(styles):
-            raise ConfigError("give one weight and one mask (or None) per style")
-        arrays.check_weights(weights)
-        unmasked = [i for i, m in enumerate(masks) if m is None]
-        if blend == "slerp" and len(unmasked) < 2:
-            raise ConfigError("--blend slerp interpolates between styles: give at least two unmasked paintings")
+        weights, masks, unmasked = arrays.check_blend_request(styles, weights, masks, strength, preserve_color, size,
+                                                              blend)
         t0 = time.perf_counter()
         notes: list[str] = []
         x, photo_img = photo_tensor(photo, size, upscale, notes, self.dtype, self.config.widths, self.device,
