@@ -167,7 +167,8 @@ def _brushwork_cause(exc: BaseException) -> BrushworkError | None:
 class StylizeActor:
     """One Ray actor: the model loaded once in ``__init__``, then one photo per batch row."""
 
-    def __init__(self, options: StylizeOptions, quality: int = 95, threads: int | None = None) -> None:
+    def __init__(self, options: StylizeOptions, quality: int = 95, threads: int | None = None,
+                 **marks: Any) -> None:
         if threads:
             import torch
 
@@ -176,11 +177,12 @@ class StylizeActor:
 
         self.stylizer = ImageStylizer(options)
         self.quality = quality
+        self.marks = marks  # provenance=, watermark= for save_image
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         reasons, seconds = [], []
         for src, dst in zip(batch["src"], batch["dst"]):
-            reason, secs = stylize_file(self.stylizer, Path(str(src)), Path(str(dst)), self.quality)
+            reason, secs = stylize_file(self.stylizer, Path(str(src)), Path(str(dst)), self.quality, **self.marks)
             reasons.append(reason or "")
             seconds.append(secs)
         return {"index": np.asarray(batch["index"]), "reason": np.asarray(reasons, dtype=object),
@@ -220,7 +222,8 @@ def run_ray(plan: BatchPlan, address: str = "local", workers: int | None = None,
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4096)).map_batches(
             StylizeActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n),
             fn_constructor_kwargs={"options": options, "quality": plan.settings.quality,
-                                   "threads": max(1, int(cpus_per_worker))},
+                                   "threads": max(1, int(cpus_per_worker)),
+                                   "provenance": plan.settings.provenance, "watermark": plan.settings.watermark},
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None)
         with (BatchRecorder(plan, "ray", progress, workers=n, started=started) as rec,
               _logger_level("ray.data", logging.ERROR)):
