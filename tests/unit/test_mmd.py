@@ -166,3 +166,20 @@ def test_optimize_with_a_region_mask_and_a_blend(loss: str, kernel: str, media_f
     r = optimize(media_files.photo, specs, size=56, steps=3, style_loss=loss, style_kernel=kernel)
     styles = [h["style"] for h in r.history]
     assert r.image.size == (56, 42) and styles[-1] < styles[0]
+
+
+@pytest.mark.parametrize("loss,kernel,layers,error", [
+    ("meanstd", "gaussian", None, "no channel means for relu5_1"),
+    ("mmd", "gaussian", ("relu1_1", "relu2_1"), "needs the painting image"),
+    ("mmd", "poly", ("relu1_1", "relu2_1"), None),
+])
+def test_presets_with_the_other_losses(loss: str, kernel: str, layers, error: str | None, media_files) -> None:
+    from brushwork.methods.optimize import optimize
+
+    kw = {"style_layers": layers} if layers else {}
+    if error:
+        with pytest.raises(ConfigError, match=error):
+            optimize(media_files.photo, ["starry_night"], size=56, steps=1, style_loss=loss, style_kernel=kernel, **kw)
+    else:
+        r = optimize(media_files.photo, ["starry_night"], size=56, steps=2, style_loss=loss, style_kernel=kernel, **kw)
+        assert r.steps == 2 and r.losses["style"] > 0

@@ -342,10 +342,7 @@ class _Objective:
         cfg = self.config
         if cfg.style_loss == "gram":  # presets hold Grams at every style layer, mean/std up to relu4_1
             return (preset.grams[layer].to(self.device),)
-        if layer not in preset.means:
-            raise ConfigError(f"style preset '{preset.name}' has no mean/std at {layer} for --style-loss "
-                              f"{cfg.style_loss}: pass the painting image, or --style-layers up to relu4_1")
-        mean = preset.means[layer].to(self.device)
+        mean = preset.means[layer].to(self.device)  # present: optimize() refuses presets without these layers
         if (cfg.style_loss, cfg.style_kernel) == ("mmd", "poly"):
             return preset.grams[layer].to(self.device), mean.flatten(1)
         if cfg.style_loss == "meanstd":
