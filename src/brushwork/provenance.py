@@ -273,8 +273,12 @@ def _safe(value: Any) -> Any:
     return None
 
 
-def style_entry(style: str | Path, weight: float = 1.0) -> dict[str, Any]:
-    """A style as it is recorded: a preset's name, or the sha256 of a painting file (never its path)."""
+def style_entry(style: Any, weight: float = 1.0) -> dict[str, Any]:
+    """A style as it is recorded: a preset's name, or the sha256 of a painting file (never its path); an
+    image in memory (an upload) by the sha256 of its pixels."""
+    if not isinstance(style, (str, Path)):
+        data = style.tobytes() if hasattr(style, "tobytes") else repr(style).encode()
+        return {"sha256": hashlib.sha256(data).hexdigest(), "weight": weight}
     p = Path(style).expanduser()
     if p.is_file():
         return {"sha256": file_sha256(p), "weight": weight}

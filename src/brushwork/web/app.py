@@ -116,6 +116,16 @@ class _Limits:
             await _error(exc.status, str(exc))(scope, receive, send_with_headers)
 
 
+def _marks(method: Any, req: Any) -> dict[str, Any]:
+    """What a result carries: the watermark and a provenance record (no paths: uploads are hashed)."""
+    from brushwork.provenance import build_provenance
+
+    record = build_provenance(method.name, req.styles, model=req.model, model_files=method.model_files(req),
+                              settings={"size": req.size, "strength": req.strength,
+                                        "preserve_color": req.preserve_color, "web": True})
+    return {"provenance": record, "watermark": True}
+
+
 def create_app(config: ServerConfig | None = None) -> FastAPI:
     """The studio application (the worker thread starts with the app and stops with it)."""
     from contextlib import asynccontextmanager
@@ -337,7 +347,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
         def run() -> tuple[bytes, Any]:
             result = method.stylize(models.get(method, req), form.photo, req)
-            return encode(result.image, fmt), result
+            return encode(result.image, fmt, **_marks(method, req)), result
 
         try:
             data, result = await wait(request, worker.submit(run))
@@ -371,7 +381,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             if now - job.last_seen > config.abandon_after:
                 raise JobStopped(f"no client looked at it for {config.abandon_after:.0f} s")
             if job.started is not None and now - job.started > config.max_job_seconds:
-                job.result = encode(info.image())
+                job.result = encode(info.image(), **_marks(method, req))
                 job.notes.append(f"stopped at step {info.step}: this server's {config.max_job_seconds:.0f} s cap")
                 raise JobStopped("time cap")
             worker.serve_waiting()
@@ -381,7 +391,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             job.notify()
             try:
                 result = method.stylize(models.get(method, req), photo, replace(req, progress=progress))
-                job.result, job.size = encode(result.image), tuple(result.size)
+                job.result, job.size = encode(result.image, **_marks(method, req)), tuple(result.size)
                 job.notes.extend(result.notes)
                 job.step, job.state = job.total, "done"
             except JobStopped as exc:

@@ -35,13 +35,18 @@ class JobStopped(Exception):
     """Raised inside an optimization's progress callback to end it early (cancel, cap, abandoned)."""
 
 
-def encode(img: Image.Image, fmt: str = "png", quality: int = 90) -> bytes:
-    """An image as PNG (fast, level 1: the answer is a download, not an archive) or JPEG bytes."""
+def encode(img: Image.Image, fmt: str = "png", quality: int = 90, *, provenance: dict[str, Any] | None = None,
+           watermark: bool = False) -> bytes:
+    """An image as PNG (fast, level 1: the answer is a download, not an archive) or JPEG bytes; a result gets
+    brushwork's watermark and provenance record (brushwork.provenance), previews and thumbnails do not."""
+    from brushwork.provenance import encode as marked
+
+    name = "JPEG" if fmt == "jpeg" else "PNG"
+    img, kwargs, _ = marked(img, name, provenance=provenance, watermark=watermark, quality=quality)
+    if name == "PNG":
+        kwargs["compress_level"] = 1
     buf = io.BytesIO()
-    if fmt == "jpeg":
-        img.save(buf, "JPEG", quality=quality)
-    else:
-        img.save(buf, "PNG", compress_level=1)
+    img.save(buf, name, **kwargs)
     return buf.getvalue()
 
 
