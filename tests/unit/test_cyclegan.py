@@ -221,3 +221,27 @@ def test_collection_distance_ranks_a_collection_painting_above_the_photo() -> No
     mid = ev.score(Image.blend(photo, paintings[0], 0.5), photo)
     assert held.collection < mid.collection < same.collection
     assert collection_distance(photo, photo, paintings[1:], size=64).as_dict() == pytest.approx(same.as_dict())
+
+
+def test_the_shipped_monet_model_matches_its_card_and_paints_a_photo() -> None:
+    """The shipped photo -> Monet model: its checksums (weights, INT8 graphs made from these weights), its
+    provenance, and on a generated landscape a visible change that keeps the picture's layout, INT8 close."""
+    import hashlib
+
+    from brushwork.registry import shipped_models
+
+    (monet,) = [m for m in shipped_models() if m.name == "monet"]
+    assert monet.kind == "cyclegan" and monet.styles == ("monet", "photo") and monet.bytes < 15e6
+    card = json.loads((monet.path / "MODEL.json").read_text())
+    for name, key in (("model.int8.onnx", "sha256"), ("model.int8.reverse.onnx", "reverse_sha256")):
+        assert hashlib.sha256((monet.path / name).read_bytes()).hexdigest() == card["int8"][key]
+    assert card["int8"]["source_sha256"] == card["sha256"]  # re-quantize whenever the weights change
+    assert card["commands"][0].startswith("brushwork train cyclegan") and card["steps"] >= 1000
+    assert card["data"]["held_out_photos_glob"] == ["*5.jpg"] and "training_continues" in card
+    scene = media.scene((256, 192), seed=7)
+    torch_out = CycleGANStylizer(monet.path, precision="fp32").stylize(scene).image
+    a, b = np.asarray(scene, np.float32), np.asarray(torch_out, np.float32)
+    assert np.abs(a - b).mean() > 8  # repainted
+    assert np.corrcoef(a.mean(2).ravel(), b.mean(2).ravel())[0, 1] > 0.6  # the layout stays
+    c = np.asarray(OnnxCycleGAN(monet.path / "model.int8.onnx").stylize(scene).image, np.float32)
+    assert np.abs(c - b).mean() < 12
