@@ -15,6 +15,7 @@ fp32 AVX2 kernels, no bf16), the closest this machine gets to an ordinary laptop
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -81,13 +82,14 @@ def _inputs(data: Path, content: str, style: str, tmp: Path) -> tuple[Any, Any, 
     return photo, painting, pp, sp
 
 
-def timings(data: Path, pastiche_steps: int) -> dict[str, Any]:
+def timings(data: Path, pastiche_steps: int, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """pastiche's 300-step estimate and each variant's time on the first pair (what the child reports)."""
     with tempfile.TemporaryDirectory() as t:
         photo, painting, pp, sp = _inputs(data, *PAIRS[0], Path(t))
         out: dict[str, Any] = {"pastiche": pastiche_300(pp, sp, pastiche_steps)}
         for name, kw in VARIANTS.items():
-            out[name] = round(run_brushwork(photo, painting, **kw)[1], 1)
+            if name not in skip:
+                out[name] = round(run_brushwork(photo, painting, **kw)[1], 1)
     return out
 
 
@@ -100,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--avx2", action="store_true", help="also time with torch capped to AVX2 (a child process)")
     ap.add_argument("--timings-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=SIZE, help="longest side (512 for the report; less for a smoke run)")
+    ap.add_argument("--reuse", type=Path, help="a log of this script's JSON rows: rows already measured are kept")
+    ap.add_argument("--avx2-skip-previous", action="store_true",
+                    help="time only the new schedules with torch capped to AVX2 (the previous default is slow)")
     ap.add_argument("--sheet", type=Path)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     SIZE = args.size
     if args.timings_child:
-        print(json.dumps(timings(args.data, args.pastiche_steps)))
+        skip = (next(iter(VARIANTS)),) if args.avx2_skip_previous else ()
+        print(json.dumps(timings(args.data, args.pastiche_steps, skip)))
         return 0
     import torch
 
@@ -113,13 +119,27 @@ def main(argv: list[str] | None = None) -> int:
 
     kind = cpu_kind()
     rows, times = [], {}
+    done = {}
+    if args.reuse and args.reuse.is_file():
+        for line in args.reuse.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if "pastiche" in row:
+                    times["pastiche"] = row["pastiche"]
+                elif "pair" in row:
+                    done[row["pair"], row["run"]] = row
     with tempfile.TemporaryDirectory() as t:
         for content, style in PAIRS[: args.pairs]:
             photo, painting, pp, sp = _inputs(args.data, content, style, Path(t))
             ev = Evaluator(photo, painting, size=SIZE)
             if not times:
                 times["pastiche"] = pastiche_300(pp, sp, args.pastiche_steps)
+                print(json.dumps({"pastiche": times["pastiche"]}), file=sys.stderr, flush=True)
             for name, kw in VARIANTS.items():
+                key = (f"{Path(content).stem} + {Path(style).stem}", name)
+                if key in done:
+                    rows.append(done[key])
+                    continue
                 img, sec = run_brushwork(photo, painting, **kw)
                 s = ev.score(img)
                 rows.append({"pair": f"{Path(content).stem} + {Path(style).stem}", "run": name, "s": round(sec, 1),
@@ -143,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.avx2:
         env = {**os.environ, **AVX2}
         child = subprocess.run([sys.executable, __file__, "--timings-child", "--data", str(args.data), "--size",
-                                str(SIZE),
+                                str(SIZE), *(["--avx2-skip-previous"] if args.avx2_skip_previous else []),
                                 "--pastiche-steps", str(args.pastiche_steps)], capture_output=True, text=True,
                                env=env, check=True)
         res = json.loads(child.stdout.strip().splitlines()[-1])
