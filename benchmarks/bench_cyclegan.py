@@ -148,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             f"Collection: the held-out Monet paintings (`{PAINTING_GLOB}`) except `{ADAIN_PAINTING}`, AdaIN's "
             "style. collection_vs_photo: mean Gram distance to those paintings / the untouched photo's (lower = "
             "nearer Monet's collection); content: relu4_2 distance to the photo (relative); palette_vs_photo: "
-            "mean Lab palette distance to the paintings / the photo's; clipped: share of channel values at 0 or "
-            "255. Every method at the photos' own 256 px.\n\n" + table(quality(args.data, args.model, args.photos)))
+            "Lab palette distance to the paintings' pooled colours / the photo's (ratios are means of per-photo "
+            "ratios); clipped: share of channel values at 0 or 255. Every method at the photos' own 256 px.\n\n"
+            + table(quality(args.data, args.model, args.photos)))
     if "speed" not in args.skip:
         with tempfile.TemporaryDirectory() as tmp:
             parts.append("## Speed\n\n" + table(speed(args.model, Path(tmp))))
