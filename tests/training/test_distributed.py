@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from launch import run_torchrun
 from PIL import Image
 
 from brushwork.training import distributed
@@ -62,18 +59,7 @@ def test_torchrun_two_cpu_ranks_write_once(tmp_path):
     (tmp_path / "script.py").write_text(SCRIPT)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("WORLD_SIZE", None)
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(tmp_path / "script.py"), str(tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:  # a hung collective: take the launcher and both ranks down with it
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"torchrun run timed out: {err[-2000:]}")
-    assert proc.returncode == 0, err[-3000:]
+    out, _ = run_torchrun(tmp_path / "script.py", tmp_path, 180, {"TMPDIR": str(scratch)})
     assert out.count("added 'zigzag'") == 1  # the closing line comes from rank 0 only
     for run, logged in (("j", [1, 2, 3]), ("k", [1, 2, 3]), ("sb", [1, 2, 3]), ("add", [2])):  # the CLI logs every 10
         files = sorted(p.relative_to(tmp_path / run).as_posix() for p in (tmp_path / run).rglob("*") if p.is_file())

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
+from launch import run_torchrun
 from media import image_folder
 from PIL import Image
 
@@ -165,18 +164,7 @@ def test_torchrun_two_cpu_ranks(data, tmp_path) -> None:
     (tmp_path / "script.py").write_text(DDP_SCRIPT)
     for name in ("photos", "paintings"):
         (tmp_path / name).symlink_to(data[name])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("WORLD_SIZE", None)
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(tmp_path / "script.py"), str(tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:  # a hung collective: take the launcher and both ranks down with it
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        pytest.fail(f"torchrun run timed out: {err[-2000:]}")
-    assert proc.returncode == 0, err[-3000:]
+    run_torchrun(tmp_path / "script.py", tmp_path, 240)
     a, b = read_log(tmp_path / "a"), read_log(tmp_path / "b")
     assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3]  # one writer
     for x, y in zip(a, b):  # the resumed run continues both ranks' streams and pools: the same averaged losses
