@@ -1,0 +1,162 @@
+"""Any size in tiles of one size, without seams (the geometry and the blending; no torch).
+
+A photo too large for one pass is cut into overlapping tiles. Each tile is run with ``pad`` pixels of
+context around it (the net sees past its edge, so border effects stay outside the part kept), and
+neighbouring tiles overlap by ``overlap`` pixels where their outputs are cross-faded with linear
+ramps. The 1-D weights of a row (and of a column) of tiles sum to exactly 1 at every pixel, so the
+2-D weights, their outer products, are a partition of unity: no weight map is stored and a flat area
+stays flat across a boundary. What makes tiles agree in *style* (normalisation statistics of the
+whole image, as in URST: Chen et al., AAAI 2022, "Towards Ultra-Resolution Neural Style Transfer via
+Thumbnail Instance Normalization") is each method's part; this module only cuts and joins.
+
+Arrays may be numpy arrays or torch tensors ``(..., H, W)``: only slicing and arithmetic are used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from brushwork.errors import ConfigError
+
+#: tile side (pixels of output per tile, before overlap) when tiling is automatic
+DEFAULT_TILE = 1024
+#: context each tile is run with on every side (URST uses 32 at 1000 px tiles); a net's receptive field
+#: beyond it only changes pixels that the cross-fade then mostly hides
+DEFAULT_PAD = 32
+#: width of the cross-fade between neighbouring tiles
+DEFAULT_OVERLAP = 64
+#: smallest tile: below this the context and overlap would be most of every pass
+MIN_TILE = 128
+
+
+def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of the fewest windows of ``tile`` px covering ``[0, length)`` with neighbours
+    overlapping by at least ``overlap`` px, spread evenly (one window when it fits)."""
+    if length <= tile:
+        return [(0, length)]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    step = (length - tile) / (n - 1)
+    return [(round(i * step), round(i * step) + tile) for i in range(n)]
+
+
+def ramps(windows: list[tuple[int, int]], length: int) -> list[np.ndarray]:
+    """Per window, float32 weights over its pixels: 1 inside, linear ramps where it overlaps a
+    neighbour, normalised so that at every position the windows covering it sum to 1."""
+    raw = []
+    for i, (s, e) in enumerate(windows):
+        w = np.ones(e - s, dtype=np.float64)
+        pos = np.arange(s, e) + 0.5
+        if i > 0 and windows[i - 1][1] > s:  # fade in over the overlap with the previous window
+            w = np.minimum(w, (pos - s) / (windows[i - 1][1] - s))
+        if i + 1 < len(windows) and windows[i + 1][0] < e:  # fade out over the next one
+            w = np.minimum(w, (e - pos) / (e - windows[i + 1][0]))
+        raw.append(w)
+    total = np.zeros(length, dtype=np.float64)
+    for (s, e), w in zip(windows, raw):
+        total[s:e] += w
+    return [(w / total[s:e]).astype(np.float32) for (s, e), w in zip(windows, raw)]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: ``box`` (x0, y0, x1, y1) is the output it contributes to; ``context`` the larger box it
+    is run on (clamped to the image); ``wx``/``wy`` its cross-fade weights along ``box``."""
+
+    index: int
+    box: tuple[int, int, int, int]
+    context: tuple[int, int, int, int]
+    wx: np.ndarray
+    wy: np.ndarray
+
+    def crop(self, y: Any) -> Any:
+        """The ``box`` part of an output computed on ``context``."""
+        x0, y0, x1, y1 = self.box
+        cx0, cy0 = self.context[:2]
+        return y[..., y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+
+    def weights(self) -> np.ndarray:
+        """``(h, w)`` float32 weights of this tile's ``box`` (their outer product)."""
+        return self.wy[:, None] * self.wx[None, :]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiles over a ``width`` x ``height`` image."""
+
+    width: int
+    height: int
+    tile: int = DEFAULT_TILE
+    pad: int = DEFAULT_PAD
+    overlap: int = DEFAULT_OVERLAP
+
+    def __post_init__(self) -> None:
+        check_tile(self.tile, self.pad, self.overlap)
+
+    @property
+    def columns(self) -> list[tuple[int, int]]:
+        return spans(self.width, self.tile, self.overlap)
+
+    @property
+    def rows(self) -> list[tuple[int, int]]:
+        return spans(self.height, self.tile, self.overlap)
+
+    def __len__(self) -> int:
+        return len(self.columns) * len(self.rows)
+
+    def __iter__(self) -> Iterator[Tile]:
+        cols, rows = self.columns, self.rows
+        wxs, wys = ramps(cols, self.width), ramps(rows, self.height)
+        p = self.pad
+        for j, ((y0, y1), wy) in enumerate(zip(rows, wys)):
+            for i, ((x0, x1), wx) in enumerate(zip(cols, wxs)):
+                context = (max(0, x0 - p), max(0, y0 - p), min(self.width, x1 + p), min(self.height, y1 + p))
+                yield Tile(j * len(cols) + i, (x0, y0, x1, y1), context, wx, wy)
+
+    def largest_context(self) -> tuple[int, int]:
+        """``(w, h)`` of the largest tile pass (what a memory check should price)."""
+        cw = min(self.width, self.tile + 2 * self.pad)
+        ch = min(self.height, self.tile + 2 * self.pad)
+        return cw, ch
+
+
+def check_tile(tile: int, pad: int = DEFAULT_PAD, overlap: int = DEFAULT_OVERLAP) -> None:
+    """One line for a tile size that cannot work."""
+    if tile < MIN_TILE:
+        raise ConfigError(f"--tile {tile}: tiles must be at least {MIN_TILE} px")
+    if tile <= 2 * pad:
+        raise ConfigError(f"--tile {tile} is not larger than twice the context padding ({pad} px each side)")
+    if overlap >= tile // 2:
+        raise ConfigError(f"tile overlap {overlap} px must be under half the tile ({tile} px)")
+
+
+def needs_tiles(width: int, height: int, tile: int | None, threshold: int = DEFAULT_TILE * 2) -> bool:
+    """Whether a ``width`` x ``height`` pass runs in tiles: ``tile`` given (0 = never) forces it when the
+    image is larger than one tile; otherwise automatic above ``threshold`` px on the longest side."""
+    if tile == 0:
+        return False
+    if tile is not None:
+        return max(width, height) > tile
+    return max(width, height) > threshold
+
+
+def run_tiled(fn: Callable[[Any, Tile], Any], image: Any, grid: TileGrid, out: Any,
+              weights: Callable[[np.ndarray], Any] = lambda w: w,
+              progress: Callable[[int, int], None] | None = None) -> Any:
+    """Accumulate ``fn(image[..., context], tile)`` (an array of the context's size) over every tile of
+    ``grid`` into ``out`` (zeros of the output's shape), each tile's ``box`` weighted by its cross-fade;
+    ``weights`` converts a numpy weight array to ``out``'s kind (e.g. a torch tensor on a device).
+    ``progress(done, total)`` is called after each tile."""
+    total = len(grid)
+    for tile in grid:
+        cx0, cy0, cx1, cy1 = tile.context
+        y = fn(image[..., cy0:cy1, cx0:cx1], tile)
+        x0, y0, x1, y1 = tile.box
+        out[..., y0:y1, x0:x1] += tile.crop(y) * weights(tile.weights())
+        if progress is not None:
+            progress(tile.index + 1, total)
+    return out
