@@ -35,13 +35,15 @@ MIN_TILE = 128
 
 
 def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """``(start, end)`` of the fewest windows of ``tile`` px covering ``[0, length)`` with neighbours
-    overlapping by at least ``overlap`` px, spread evenly (one window when it fits)."""
+    """``(start, end)`` of the fewest equal windows of at most ``tile`` px covering ``[0, length)``, neighbours
+    overlapping by ``overlap`` px (give or take one), spread evenly (one window when it fits). The windows
+    shrink to fit rather than overlap more: no pixel is computed more often than the cross-fade needs."""
     if length <= tile:
         return [(0, length)]
     n = math.ceil((length - overlap) / (tile - overlap))
-    step = (length - tile) / (n - 1)
-    return [(round(i * step), round(i * step) + tile) for i in range(n)]
+    size = min(tile, math.ceil((length + (n - 1) * overlap) / n))
+    step = (length - size) / (n - 1)
+    return [(round(i * step), round(i * step) + size) for i in range(n)]
 
 
 def ramps(windows: list[tuple[int, int]], length: int) -> list[np.ndarray]:
@@ -92,9 +94,11 @@ class TileGrid:
     height: int
     tile: int = DEFAULT_TILE
     pad: int = DEFAULT_PAD
-    overlap: int = DEFAULT_OVERLAP
+    overlap: int | None = None  # None: DEFAULT_OVERLAP, at most a quarter of the tile
 
     def __post_init__(self) -> None:
+        if self.overlap is None:
+            object.__setattr__(self, "overlap", min(DEFAULT_OVERLAP, self.tile // 4))
         check_tile(self.tile, self.pad, self.overlap)
 
     @property
@@ -124,13 +128,13 @@ class TileGrid:
         return cw, ch
 
 
-def check_tile(tile: int, pad: int = DEFAULT_PAD, overlap: int = DEFAULT_OVERLAP) -> None:
+def check_tile(tile: int, pad: int = DEFAULT_PAD, overlap: int | None = None) -> None:
     """One line for a tile size that cannot work."""
     if tile < MIN_TILE:
         raise ConfigError(f"--tile {tile}: tiles must be at least {MIN_TILE} px")
     if tile <= 2 * pad:
         raise ConfigError(f"--tile {tile} is not larger than twice the context padding ({pad} px each side)")
-    if overlap >= tile // 2:
+    if overlap is not None and overlap >= tile // 2:
         raise ConfigError(f"tile overlap {overlap} px must be under half the tile ({tile} px)")
 
 
