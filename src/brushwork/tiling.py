@@ -164,3 +164,91 @@ def run_tiled(fn: Callable[[Any, Tile], Any], image: Any, grid: TileGrid, out: A
         if progress is not None:
             progress(tile.index + 1, total)
     return out
+
+
+#: bytes per output pixel a tiled job holds besides its tile pass: the photo (uint8), the float32
+#: accumulator, the uint8 result, a float32 mask plane
+TILED_BYTES_PER_PIXEL = 3 + 12 + 3 + 4
+
+
+def plan_tiles(width: int, height: int, tile: int | None, pass_cost: Callable[[int, int], int],
+               budget: int) -> TileGrid | None:
+    """The tiles a ``width`` x ``height`` one-pass job runs in, or None for one pass: ``tile`` 0 never
+    tiles, a size forces tiles of it, None tiles above :func:`needs_tiles`'s threshold or when one pass
+    (``pass_cost(w, h)`` bytes) would not fit ``budget``."""
+    if tile == 0:
+        return None
+    if needs_tiles(width, height, tile) or (tile is None and pass_cost(width, height) > budget):
+        return TileGrid(width, height, tile or DEFAULT_TILE)
+    if tile is not None:
+        check_tile(tile)
+    return None
+
+
+def tiled_cost(grid: TileGrid, pass_cost: Callable[[int, int], int]) -> int:
+    """Peak bytes of a tiled job: its largest tile pass plus what the whole picture holds."""
+    return pass_cost(*grid.largest_context()) + grid.width * grid.height * TILED_BYTES_PER_PIXEL
+
+
+#: per norm layer (mean, variance) of its input, float64 ``(C,)``: what a tile is normalised with
+NormStats = list[tuple[np.ndarray, np.ndarray]]
+Finisher = Callable[[np.ndarray, np.ndarray, tuple[int, int, int, int]], np.ndarray]
+
+
+def stylize_tiled(source: np.ndarray, grid: TileGrid, run: Callable[[np.ndarray, Tile], np.ndarray],
+                  finish: Finisher | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """The stylized picture ``(H, W, 3)`` float32 of a photo ``source`` ``(H, W, 3)`` uint8, tile by tile:
+    ``run`` maps a tile's context ``(1, 3, h, w)`` in 0..1 to the net's output of the same size; ``finish``
+    (the pixelwise controls) then sees the kept box of output and photo, and the box's place."""
+    from brushwork.inference.arrays import tile_array
+
+    acc = np.zeros((grid.height, grid.width, 3), dtype=np.float32)
+    total = len(grid)
+    for tile in grid:
+        cx0, cy0, cx1, cy1 = tile.context
+        x = tile_array(source[cy0:cy1, cx0:cx1])
+        y, xb = tile.crop(run(x, tile)), tile.crop(x)
+        if finish is not None:
+            y = finish(y, xb, tile.box)
+        x0, y0, x1, y1 = tile.box
+        acc[y0:y1, x0:x1] += y[0].transpose(1, 2, 0) * tile.weights()[:, :, None]
+        if progress is not None:
+            progress(tile.index + 1, total)
+    return acc
+
+
+class NormRunner:
+    """How a method's net runs on tiles that share the whole picture's normalisation statistics.
+
+    ``measure(x)``: the statistics of every norm of a pass over ``x`` (the thumbnail) with its own;
+    ``apply(x, stats)``: the output on a tile normalised with ``stats``. (Pooling the tiles' own
+    statistics instead, or after the thumbnail's, measured worse: 14 dB from the one full-size pass
+    against the thumbnail's 21 dB at 2048 px, see benchmarks/results/tiling.md.)"""
+
+    def measure(self, x: Any) -> NormStats:  # pragma: no cover - each runner implements it
+        raise NotImplementedError
+
+    def apply(self, x: Any, stats: NormStats) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+def tiled_image(img: Any, grid: TileGrid, runner: NormRunner | None, finish: Finisher | None, notes: list[str],
+                progress: Callable[[int, int], None] | None = None) -> Any:
+    """A PIL photo (already at its output size) stylized in ``grid``'s tiles by ``runner`` (None: the photo
+    itself, e.g. strength 0), the controls applied per tile; the result as a PIL image."""
+    from brushwork.inference.arrays import THUMBNAIL, thumbnail, to_image
+
+    source = np.asarray(img)
+    if runner is None:
+        def run(x: np.ndarray, tile: Tile) -> np.ndarray:
+            return x
+    else:
+        stats = runner.measure(thumbnail(img))
+
+        def run(x: np.ndarray, tile: Tile) -> np.ndarray:
+            return runner.apply(x, stats)
+
+        notes.append(f"{grid.width}x{grid.height} in {len(grid)} tiles of up to {grid.tile} px (normalised with "
+                     f"the statistics of a {min(THUMBNAIL, max(img.size))} px thumbnail)")
+    return to_image(stylize_tiled(source, grid, run, finish, progress), inplace=True)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from brushwork.errors import ConfigError, ImageError, ResourceError
-from brushwork.image.io import ImageInput, fit_size, load_image
+from brushwork.image.io import ImageInput, fit_size, load_image, resize
 
 #: smallest photo side: the 9x9 reflection pad at full size and the 3x3 one at 1/4 size need room
 MIN_INPUT = 8
@@ -47,10 +47,74 @@ def to_array(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
 
 
-def to_image(arr: np.ndarray) -> Image.Image:
-    """``(1, 3, H, W)`` array in 0..1 -> 8-bit RGB PIL image (clamped, rounded like ``from_tensor``)."""
-    x = np.clip(arr[0].astype(np.float32, copy=False), 0.0, 1.0) * 255.0 + 0.5
-    return Image.fromarray(np.ascontiguousarray(x.astype(np.uint8).transpose(1, 2, 0)), mode="RGB")
+def to_image(arr: np.ndarray, inplace: bool = False) -> Image.Image:
+    """``(1, 3, H, W)`` (or ``(H, W, 3)``) array in 0..1 -> 8-bit RGB PIL image (clamped, rounded like
+    ``from_tensor``), with one float copy at most (none if ``inplace``, which overwrites a float32 ``arr``):
+    a 48 MP output must not cost four."""
+    x = arr[0] if arr.ndim == 4 else arr
+    x = np.clip(x, 0.0, 1.0, out=x) if inplace and x.dtype == np.float32 else np.clip(x, 0.0, 1.0, dtype=np.float32)
+    x *= 255.0
+    x += 0.5
+    u8 = x.astype(np.uint8)
+    del x
+    return Image.fromarray(np.ascontiguousarray(u8 if arr.ndim == 3 else u8.transpose(1, 2, 0)), mode="RGB")
+
+
+def tile_array(source: np.ndarray) -> np.ndarray:
+    """An ``(h, w, 3)`` uint8 crop of a photo -> ``(1, 3, h, w)`` float32 in 0..1 (what the graphs take)."""
+    return np.ascontiguousarray(source.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)
+
+
+#: the statistics of a tiled pass come from the photo at this longest side (URST's thumbnail)
+THUMBNAIL = 1024
+
+
+def thumbnail(img: Image.Image, longest: int = THUMBNAIL) -> np.ndarray:
+    """The photo at ``longest`` px (never enlarged) as ``(1, 3, h, w)``: the whole picture in one pass, whose
+    normalisation statistics every tile of a tiled pass then shares."""
+    return to_array(resize(img, fit_size(img.size, longest)))
+
+
+def mask_plane(mask: ImageInput, size: tuple[int, int], notes: list[str]) -> np.ndarray:
+    """A mask at ``size`` (w, h) as ``(H, W)`` float32 0..1, feathered so a composite has no hard edge.
+    Above 16 MP it is blurred in 8 bits by Pillow (a float64 blur at print size would cost gigabytes)."""
+    w, h = size
+    radius = max(1, round(max(w, h) / 256))
+    if w * h <= 16_000_000:
+        keep, resized = load_mask(mask, size)
+        keep = feather(keep, radius)[0, 0]
+    else:
+        from PIL import ImageFilter
+
+        img = load_image(mask, what="mask")
+        resized = img.size != tuple(size)
+        grey = Image.fromarray((np.asarray(img, dtype=np.uint16).sum(axis=2) // 3).astype(np.uint8))
+        keep = np.asarray(grey.resize(tuple(size), Image.Resampling.BILINEAR).filter(ImageFilter.BoxBlur(radius)),
+                          dtype=np.float32) / np.float32(255.0)
+    if resized:
+        notes.append(f"mask resized to {w}x{h} to match")
+    return keep
+
+
+@dataclass
+class Finish:
+    """The pixelwise controls after a net's pass, on a whole image or on one tile of it (``box`` is where
+    the tile sits, for the mask): luminance-only colour, ``strength`` (a pixel blend with the photo) and a
+    feathered ``keep`` mask (white = styled). Applied per tile, a tiled output needs no full-size copy."""
+
+    strength: float = 1.0
+    preserve_color: str | None = None
+    keep: np.ndarray | None = None
+
+    def __call__(self, y: np.ndarray, x: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        if self.preserve_color == "luminance":
+            y = combine_luminance(y, x)
+        if self.strength < 1:
+            y = self.strength * y + (1 - self.strength) * x
+        if self.keep is not None:
+            k = self.keep if box is None else self.keep[box[1]:box[3], box[0]:box[2]]
+            y = k * y + (1 - k) * x
+        return y
 
 
 def combine_luminance(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
@@ -123,11 +187,16 @@ def available_ram() -> int:
         return 8 << 30
 
 
+def memory_budget(limit: int | None = None, available: int | None = None) -> int:
+    """Bytes a job may use: ``limit``, else 90% of the ``available`` memory (by default the machine's)."""
+    return limit if limit is not None else int((available if available is not None else available_ram()) * 0.9)
+
+
 def check_budget(estimate: int, what: str, limit: int | None = None, available: int | None = None,
                  where: str = "cpu") -> None:
     """Refuse clearly, before any work, when ``estimate`` bytes exceed ``limit`` (default: 90% of the
     ``available`` memory, by default the machine's)."""
-    budget = limit if limit is not None else int((available if available is not None else available_ram()) * 0.9)
+    budget = memory_budget(limit, available)
     if estimate > budget:
         raise ResourceError(f"{what} needs about {estimate / 2**30:.1f} GiB but only {budget / 2**30:.1f} GiB is "
                             f"available on {where}: use a smaller --size")
@@ -270,3 +339,24 @@ def blend_embeddings(embeddings: Sequence[np.ndarray], weights: Sequence[float],
         acc = e if acc is None else slerp(acc, e, w / (acc_w + w))
         acc_w += w
     return acc
+
+
+def plan_one_pass(size: tuple[int, int], widths: Sequence[int], what: str, tile: int | None,
+                  memory_limit: int | None, strength: float, preserve_color: str | None, mask: ImageInput | None,
+                  notes: list[str], itemsize: int = 4, available: int | None = None,
+                  where: str = "cpu") -> tuple[Finish, Any]:
+    """The pixelwise controls of a transformer-net pass at ``size`` and its tiles (None: one pass), after
+    the memory check of whichever it is (a tiled job prices one tile plus the whole picture's arrays)."""
+    from brushwork.tiling import plan_tiles, tiled_cost
+
+    w, h = size
+
+    def cost(a: int, b: int) -> int:
+        return pass_bytes(a, b, widths, itemsize)
+
+    grid = plan_tiles(w, h, tile, cost, memory_budget(memory_limit, available))
+    check_budget(tiled_cost(grid, cost) if grid is not None else cost(w, h),
+                 f"{what} at {w}x{h}" + (f" in {len(grid)} tiles" if grid is not None else ""), memory_limit,
+                 available, where)
+    keep = mask_plane(mask, (w, h), notes) if mask is not None else None
+    return Finish(strength, preserve_color, keep), grid

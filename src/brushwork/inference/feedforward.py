@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,17 @@ import numpy as np
 from brushwork.image.io import ImageInput, resize
 from brushwork.inference.arrays import (
     OnePassResult,
-    blend_masked,
-    check_budget,
     check_one_pass_options,
-    combine_luminance,
     pad_to,
-    pass_bytes,
     photo_plan,
+    plan_one_pass,
     style_weights,
     to_array,
     to_image,
 )
 from brushwork.inference.session import kind_session
+from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
+from brushwork.tiling import tiled_image
 
 FEEDFORWARD_KINDS = ("johnson", "cin", "stylebank")
 
@@ -36,6 +36,7 @@ class OrtFeedForward:
         self.style_names: tuple[str, ...] = tuple(self.meta["style_names"])
         self.kind: str = self.meta["kind"]
         self.widths: tuple[int, ...] = tuple(self.meta.get("widths", (32, 64, 128)))
+        self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
 
     def transform(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The net's output ``(1, 3, H, W)`` in 0..1 for a photo in 0..1 (padded to the net's strides here)."""
@@ -45,20 +46,23 @@ class OrtFeedForward:
 
     def stylize(self, photo: ImageInput, styles: Any = None, *, size: int | None = None, strength: float = 1.0,
                 preserve_color: str | None = None, mask: ImageInput | None = None, upscale: bool = False,
-                memory_limit: int | None = None) -> OnePassResult:
+                memory_limit: int | None = None, tile: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> OnePassResult:
         """One pass over ``photo``: the same controls as ``FeedForwardStylizer.stylize`` (``strength`` a
-        pixel blend with the photo, luminance-only colour, a feathered mask)."""
+        pixel blend with the photo, luminance-only colour, a feathered mask). A large photo (or ``tile``
+        px) runs in tiles normalised with the whole picture's statistics (:mod:`brushwork.tiling`)."""
         check_one_pass_options(strength, preserve_color, size)
         t0 = time.perf_counter()
         weights, chosen, notes = style_weights(self.style_names, styles)
         img, (w, h) = photo_plan(photo, size, upscale, notes)
-        check_budget(pass_bytes(w, h, self.widths), f"a {self.kind} pass at {w}x{h}", memory_limit)
-        x = to_array(resize(img, (w, h)))
-        out = self.transform(x, weights) if strength > 0 else x
-        if preserve_color == "luminance":
-            out = combine_luminance(out, x)
-        if strength < 1:
-            out = strength * out + (1 - strength) * x
-        if mask is not None:
-            out = blend_masked(out, x, mask, notes)
-        return OnePassResult(to_image(out), time.perf_counter() - t0, (w, h), notes, chosen)
+        finish, grid = plan_one_pass((w, h), self.widths, f"a {self.kind} pass", tile, memory_limit,
+                                     strength, preserve_color, mask, notes)
+        img = resize(img, (w, h))
+        if grid is not None:
+            run = OrtNormRunner(self.norms, {"style_weights": weights},
+                                int(self.meta["pad_multiple"])) if strength > 0 else None
+            out = tiled_image(img, grid, run, finish, notes, progress)
+        else:
+            x = to_array(img)
+            out = to_image(finish(self.transform(x, weights) if strength > 0 else x, x))
+        return OnePassResult(out, time.perf_counter() - t0, (w, h), notes, chosen)

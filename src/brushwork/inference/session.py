@@ -33,18 +33,24 @@ def has_ort() -> bool:
 
 def session(path: str | Path, threads: int | None = None, provider: str = "CPUExecutionProvider") -> Any:
     """An onnxruntime session on ``provider``; ``threads`` None = onnxruntime's default (all cores)."""
+    if not Path(path).is_file():
+        raise ModelError(f"ONNX model not found: {path}")
+    return session_from_bytes(str(path), path, threads, provider)
+
+
+def session_from_bytes(model: bytes | str, path: str | Path, threads: int | None = None,
+                       provider: str = "CPUExecutionProvider") -> Any:
+    """A session on a serialized graph (or a file name); ``path`` names it in errors."""
     ort = require_ort()
     available = ort.get_available_providers()
     if provider not in available:
         raise ConfigError(f"this onnxruntime has no {provider} (it has: {', '.join(available)})")
-    if not Path(path).is_file():
-        raise ModelError(f"ONNX model not found: {path}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=[provider])
+        return ort.InferenceSession(model, sess_options=opts, providers=[provider])
     except Exception as exc:  # onnxruntime raises its own types for unreadable files
         raise ModelError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}") from exc
 
