@@ -221,22 +221,40 @@ def stylize_tiled(source: np.ndarray, grid: TileGrid, run: Callable[[np.ndarray,
 class NormRunner:
     """How a method's net runs on tiles that share the whole picture's normalisation statistics.
 
-    ``measure(x)``: the statistics of every norm of a pass over ``x`` (the thumbnail) with its own;
-    ``apply(x, stats)``: the output on a tile normalised with ``stats``. (Pooling the tiles' own
+    ``run(x, box)``: one ordinary pass (each norm with its own statistics) over the picture or the part of
+    it at ``box``; ``measure(x)``: the statistics of every norm of such a pass over ``x`` (the thumbnail);
+    ``apply(x, stats, box)``: the output on the tile whose context is ``box`` (x0, y0, x1, y1: where
+    region masks are read), normalised with ``stats``. (Pooling the tiles' own
     statistics instead, or after the thumbnail's, measured worse: 14 dB from the one full-size pass
     against the thumbnail's 21 dB at 2048 px, see benchmarks/results/tiling.md.)"""
 
-    def measure(self, x: Any) -> NormStats:  # pragma: no cover - each runner implements it
+    def run(self, x: Any, box: tuple[int, int, int, int] | None = None) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def apply(self, x: Any, stats: NormStats) -> Any:  # pragma: no cover
+    def measure(self, x: Any) -> Any:  # pragma: no cover - each runner implements it (NormStats, or a list)
         raise NotImplementedError
+
+    def apply(self, x: Any, stats: Any, box: tuple[int, int, int, int] | None = None) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+def render(img: Any, grid: TileGrid | None, runner: NormRunner | None, finish: Any, notes: list[str],
+           progress: Callable[[int, int], None] | None = None) -> Any:
+    """A PIL photo (already at its output size) stylized by ``runner`` (None: the photo itself, e.g. at
+    strength 0) in one pass, or in ``grid``'s tiles; ``finish`` (the pixelwise controls,
+    :class:`brushwork.inference.arrays.Finish`) applied to the whole or per tile. A PIL image."""
+    from brushwork.inference.arrays import to_array, to_image
+
+    if grid is not None:
+        return tiled_image(img, grid, runner, finish, notes, progress)
+    x = to_array(img)
+    y = runner.run(x) if runner is not None else x
+    return to_image(finish(y, x) if finish is not None else y, inplace=True)
 
 
 def tiled_image(img: Any, grid: TileGrid, runner: NormRunner | None, finish: Finisher | None, notes: list[str],
                 progress: Callable[[int, int], None] | None = None) -> Any:
-    """A PIL photo (already at its output size) stylized in ``grid``'s tiles by ``runner`` (None: the photo
-    itself, e.g. strength 0), the controls applied per tile; the result as a PIL image."""
+    """:func:`render` in tiles that share the statistics of the photo's thumbnail."""
     from brushwork.inference.arrays import THUMBNAIL, thumbnail, to_image
 
     source = np.asarray(img)
@@ -247,7 +265,7 @@ def tiled_image(img: Any, grid: TileGrid, runner: NormRunner | None, finish: Fin
         stats = runner.measure(thumbnail(img))
 
         def run(x: np.ndarray, tile: Tile) -> np.ndarray:
-            return runner.apply(x, stats)
+            return runner.apply(x, stats, tile.context)
 
         notes.append(f"{grid.width}x{grid.height} in {len(grid)} tiles of up to {grid.tile} px (normalised with "
                      f"the statistics of a {min(THUMBNAIL, max(img.size))} px thumbnail)")

@@ -21,6 +21,7 @@ from torch import nn
 from brushwork import __version__
 from brushwork.errors import ConfigError, ModelError, ResourceError
 from brushwork.export.onnx import META_KEY, _export, _hw_dims
+from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
 from brushwork.methods.cyclegan import KIND, CycleGANNet, CycleGANStylizer
 
 
@@ -94,6 +95,7 @@ class OnnxCycleGAN(CycleGANStylizer):
         if not path.is_file():
             raise ConfigError(f"ONNX model not found: {path}")
         self.sessions: dict[str, Any] = {}
+        self.norms: dict[str, NormGraphs] = {}
         meta: dict[str, Any] = {}
         for p in (path, reverse_path(path)):
             if p.is_file():
@@ -101,6 +103,7 @@ class OnnxCycleGAN(CycleGANStylizer):
                 if meta_p.get("kind") != KIND:
                     raise ModelError(f"{p} holds a '{meta_p.get('kind')}' export, not a CycleGAN")
                 self.sessions[meta_p["produces"]] = sess
+                self.norms[meta_p["produces"]] = NormGraphs(p, threads)  # tiled graphs, built on first use
                 meta = meta or meta_p
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self.net = _OnnxCycleGANNet(meta)
@@ -118,12 +121,21 @@ class OnnxCycleGAN(CycleGANStylizer):
             export_cyclegan(folder, out)
         return cls(out, threads)
 
-    def transform(self, photo: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+    def _direction(self, style_weights: torch.Tensor) -> str:
         names = self.style_names
         produces = names[1] if float(style_weights[0, 1]) > float(style_weights[0, 0]) else names[0]
         if produces not in self.sessions:
             raise ConfigError(f"{self.path.name} holds only the {', '.join(self.sessions)} direction (no "
                               f"{reverse_path(self.path).name} beside it)")
+        return produces
+
+    def norm_runner(self, weights: torch.Tensor) -> OrtNormRunner:
+        """The direction these weights choose on onnxruntime, for one pass or tiles."""
+        produces = self._direction(weights)
+        return OrtNormRunner(self.norms[produces], {}, self.pad_multiple, self.sessions[produces])
+
+    def transform(self, photo: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        produces = self._direction(style_weights)
         x = photo.float().cpu()
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.pad_multiple, (-w) % self.pad_multiple

@@ -106,6 +106,13 @@ class Finish:
     preserve_color: str | None = None
     keep: np.ndarray | None = None
 
+    @classmethod
+    def of(cls, size: tuple[int, int], strength: float = 1.0, preserve_color: str | None = None,
+           mask: ImageInput | None = None, notes: list[str] | None = None) -> Finish:
+        """The controls of a request, the mask read and feathered at ``size``."""
+        keep = mask_plane(mask, size, notes if notes is not None else []) if mask is not None else None
+        return cls(strength, preserve_color, keep)
+
     def __call__(self, y: np.ndarray, x: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         if self.preserve_color == "luminance":
             y = combine_luminance(y, x)
@@ -341,12 +348,11 @@ def blend_embeddings(embeddings: Sequence[np.ndarray], weights: Sequence[float],
     return acc
 
 
-def plan_one_pass(size: tuple[int, int], widths: Sequence[int], what: str, tile: int | None,
-                  memory_limit: int | None, strength: float, preserve_color: str | None, mask: ImageInput | None,
-                  notes: list[str], itemsize: int = 4, available: int | None = None,
-                  where: str = "cpu") -> tuple[Finish, Any]:
-    """The pixelwise controls of a transformer-net pass at ``size`` and its tiles (None: one pass), after
-    the memory check of whichever it is (a tiled job prices one tile plus the whole picture's arrays)."""
+def plan_pass(size: tuple[int, int], widths: Sequence[int], what: str, tile: int | None,
+              memory_limit: int | None, itemsize: int = 4, available: int | None = None,
+              where: str = "cpu") -> Any:
+    """The tiles (:class:`brushwork.tiling.TileGrid`) of a transformer-net pass at ``size``, or None for one
+    pass, after the memory check of whichever it is (a tiled job prices one tile plus the whole picture)."""
     from brushwork.tiling import plan_tiles, tiled_cost
 
     w, h = size
@@ -358,5 +364,4 @@ def plan_one_pass(size: tuple[int, int], widths: Sequence[int], what: str, tile:
     check_budget(tiled_cost(grid, cost) if grid is not None else cost(w, h),
                  f"{what} at {w}x{h}" + (f" in {len(grid)} tiles" if grid is not None else ""), memory_limit,
                  available, where)
-    keep = mask_plane(mask, (w, h), notes) if mask is not None else None
-    return Finish(strength, preserve_color, keep), grid
+    return grid

@@ -11,18 +11,17 @@ import numpy as np
 
 from brushwork.image.io import ImageInput, resize
 from brushwork.inference.arrays import (
+    Finish,
     OnePassResult,
     check_one_pass_options,
     pad_to,
     photo_plan,
-    plan_one_pass,
+    plan_pass,
     style_weights,
-    to_array,
-    to_image,
 )
 from brushwork.inference.session import kind_session
 from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
-from brushwork.tiling import tiled_image
+from brushwork.tiling import render
 
 FEEDFORWARD_KINDS = ("johnson", "cin", "stylebank")
 
@@ -37,6 +36,11 @@ class OrtFeedForward:
         self.kind: str = self.meta["kind"]
         self.widths: tuple[int, ...] = tuple(self.meta.get("widths", (32, 64, 128)))
         self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
+
+    def runner(self, weights: np.ndarray) -> OrtNormRunner:
+        """The net with these style weights, for one pass or for tiles."""
+        return OrtNormRunner(self.norms, {"style_weights": np.ascontiguousarray(weights, np.float32)},
+                             int(self.meta["pad_multiple"]), self.session)
 
     def transform(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The net's output ``(1, 3, H, W)`` in 0..1 for a photo in 0..1 (padded to the net's strides here)."""
@@ -55,14 +59,8 @@ class OrtFeedForward:
         t0 = time.perf_counter()
         weights, chosen, notes = style_weights(self.style_names, styles)
         img, (w, h) = photo_plan(photo, size, upscale, notes)
-        finish, grid = plan_one_pass((w, h), self.widths, f"a {self.kind} pass", tile, memory_limit,
-                                     strength, preserve_color, mask, notes)
-        img = resize(img, (w, h))
-        if grid is not None:
-            run = OrtNormRunner(self.norms, {"style_weights": weights},
-                                int(self.meta["pad_multiple"])) if strength > 0 else None
-            out = tiled_image(img, grid, run, finish, notes, progress)
-        else:
-            x = to_array(img)
-            out = to_image(finish(self.transform(x, weights) if strength > 0 else x, x))
+        grid = plan_pass((w, h), self.widths, f"a {self.kind} pass", tile, memory_limit)
+        finish = Finish.of((w, h), strength, preserve_color, mask, notes)
+        runner = self.runner(weights) if strength > 0 else None
+        out = render(resize(img, (w, h)), grid, runner, finish, notes, progress)
         return OnePassResult(out, time.perf_counter() - t0, (w, h), notes, chosen)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +19,19 @@ import numpy as np
 from brushwork.errors import ConfigError, ImageError, ModelError
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.inference.arrays import (
+    Finish,
     OnePassResult,
     blend_embeddings,
-    blend_masked,
     check_blend_request,
-    check_budget,
-    combine_luminance,
-    feather,
-    load_mask,
+    mask_plane,
     pad_to,
-    pass_bytes,
     photo_plan,
+    plan_pass,
     to_array,
-    to_image,
 )
 from brushwork.inference.session import kind_session, session
+from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
+from brushwork.tiling import NormRunner, NormStats, render
 
 MIN_STYLE_SIZE = 64
 INT8_FILE = "model.int8.onnx"
@@ -98,6 +96,7 @@ class OrtGhiasi:
                 raise ModelError(f"{self.path} needs its exported .encoder.onnx beside it")
             self.encoder = session(statistics_encoder_path(cache_dir()), threads)
         self._cache: dict[Any, np.ndarray] = {}
+        self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
 
     @classmethod
     def from_model(cls, folder: str | Path | None = None, engine: str = "int8",
@@ -164,43 +163,86 @@ class OrtGhiasi:
     def stylize(self, photo: ImageInput, styles: Sequence[Any], weights: Sequence[float] | None = None,
                 masks: Sequence[ImageInput | None] | None = None, *, size: int | None = None,
                 strength: float = 1.0, blend: str = "linear", preserve_color: str | None = None,
-                mask: ImageInput | None = None, upscale: bool = False,
-                memory_limit: int | None = None) -> OnePassResult:
+                mask: ImageInput | None = None, upscale: bool = False, memory_limit: int | None = None,
+                tile: int | None = None, progress: Callable[[int, int], None] | None = None) -> OnePassResult:
         """As ``GhiasiStylizer.stylize``: unmasked styles blended into one embedding (``blend``), each
-        masked style its own region, ``strength`` towards the photo's own embedding."""
+        masked style its own region, ``strength`` towards the photo's own embedding; large photos (or
+        ``tile`` px) in tiles sharing a thumbnail's statistics."""
         weights, masks, unmasked = check_blend_request(styles, weights, masks, strength, preserve_color, size, blend)
         t0 = time.perf_counter()
         notes: list[str] = []
         original, (w, h) = photo_plan(photo, size, upscale, notes)
-        check_budget(pass_bytes(w, h, self.widths), f"a ghiasi pass at {w}x{h}", memory_limit)
-        x = to_array(resize(original, (w, h)))
-        embeddings = [self.embed_image(s) for s in styles]
+        grid = plan_pass((w, h), self.widths, "a ghiasi pass", tile, memory_limit)
+        finish = Finish.of((w, h), 1.0, preserve_color, mask, notes)
         own = None
         if strength < 1:
             small = resize(original, fit_size(original.size, self.style_size, allow_upscale=True))
             own = self.embed_statistics(self.statistics(to_array(small)))
-
-        def with_strength(e: np.ndarray) -> np.ndarray:
-            return e if own is None else strength * e + (1 - strength) * own
-
-        out = x
-        if strength > 0:
-            if unmasked:
-                e = blend_embeddings([embeddings[i] for i in unmasked], [weights[i] for i in unmasked],
-                                     blend if len(unmasked) > 1 else "linear")
-                out = self.transform(x, with_strength(e))
-            for i, m in enumerate(masks):
-                if m is not None:
-                    region, resized = load_mask(m, (w, h))
-                    if resized:
-                        notes.append(f"mask resized to {w}x{h} to match")
-                    region = feather(region, max(1, round(max(w, h) / 256)))
-                    out = region * self.transform(x, with_strength(embeddings[i])) + (1 - region) * out
-        if preserve_color == "luminance":
-            out = combine_luminance(out, x)
-        if mask is not None:
-            out = blend_masked(out, x, mask, notes)
+        paints = region_embeddings([self.embed_image(s) for s in styles], weights, masks, unmasked, strength, blend,
+                                   own, (w, h), notes)
+        runners = [OrtNormRunner(self.norms, {"embedding": np.ascontiguousarray(e, np.float32)},
+                                 int(self.meta.get("pad_multiple", 4)), self.session) for e, _ in paints]
+        out = render(resize(original, (w, h)), grid, RegionRunner(runners, paints) if paints else None, finish,
+                     notes, progress)
         total = sum(weights)
         chosen = {str(Path(s).stem) if isinstance(s, (str, Path)) else f"style{i + 1}": wt / total
                   for i, (s, wt) in enumerate(zip(styles, weights))}
-        return OnePassResult(to_image(out), time.perf_counter() - t0, (w, h), notes, chosen)
+        return OnePassResult(out, time.perf_counter() - t0, (w, h), notes, chosen)
+
+
+#: what a ghiasi pass paints: (embedding, region plane ``(H, W)`` or None for everywhere else), in order
+Paints = list[tuple[np.ndarray, "np.ndarray | None"]]
+
+
+def region_embeddings(embeddings: Sequence[np.ndarray], weights: Sequence[float], masks: Sequence[Any],
+                      unmasked: Sequence[int], strength: float, blend: str, own: np.ndarray | None,
+                      size: tuple[int, int], notes: list[str]) -> Paints:
+    """The embeddings to paint with: the unmasked styles blended into one (everywhere), then each masked
+    style over its feathered region; ``strength`` pulls each towards the photo's ``own`` embedding."""
+    if strength <= 0:
+        return []
+
+    def with_strength(e: np.ndarray) -> np.ndarray:
+        return e if own is None else strength * e + (1 - strength) * own
+
+    out: Paints = []
+    if unmasked:
+        e = blend_embeddings([embeddings[i] for i in unmasked], [weights[i] for i in unmasked],
+                             blend if len(unmasked) > 1 else "linear")
+        out.append((with_strength(e), None))
+    for i, m in enumerate(masks):
+        if m is not None:
+            out.append((with_strength(embeddings[i]), mask_plane(m, size, notes)))
+    return out
+
+
+def paint_regions(x: np.ndarray, paints: Paints, transform: Callable[[np.ndarray, int], np.ndarray],
+                  box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """``x`` painted with each of ``paints`` in turn (``transform(x, k)`` runs the k-th embedding), each
+    region plane read at ``box`` (the part of the picture ``x`` is; None: all of it)."""
+    out = x
+    for k, (_, plane) in enumerate(paints):
+        y = transform(x, k)
+        if plane is None:
+            out = y
+        else:
+            r = plane if box is None else plane[box[1]:box[3], box[0]:box[2]]
+            out = r * y + (1 - r) * out
+    return out
+
+
+class RegionRunner(NormRunner):
+    """A ghiasi pass as one runner: each of ``paints`` by its own runner (its own thumbnail statistics),
+    composited by region (:func:`paint_regions`); on torch or onnxruntime alike."""
+
+    def __init__(self, runners: Sequence[NormRunner], paints: Paints) -> None:
+        self.runners, self.paints = list(runners), paints
+
+    def run(self, x: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        return paint_regions(x, self.paints, lambda xx, k: self.runners[k].run(xx), box)
+
+    def measure(self, x: np.ndarray) -> list[NormStats]:
+        return [r.measure(x) for r in self.runners]
+
+    def apply(self, x: np.ndarray, stats: list[NormStats], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        return paint_regions(x, self.paints, lambda xx, k: self.runners[k].apply(xx, stats[k]), box)

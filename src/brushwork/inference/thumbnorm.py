@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from brushwork.errors import ModelError
-from brushwork.tiling import NormStats
+from brushwork.tiling import NormRunner, NormStats
 
 
 def _onnx() -> Any:
@@ -136,12 +136,18 @@ def _stats(flat: Sequence[np.ndarray]) -> NormStats:
     return out
 
 
-class OrtNormRunner:
+class OrtNormRunner(NormRunner):
     """:class:`brushwork.tiling.NormRunner` for an exported graph: ``feeds`` are its inputs besides the image
-    (style weights, an embedding), ``pad_multiple`` its strides."""
+    (style weights, an embedding), ``pad_multiple`` its strides, ``plain`` the graph's own session."""
 
-    def __init__(self, graphs: NormGraphs, feeds: dict[str, np.ndarray], pad_multiple: int) -> None:
-        self.graphs, self.feeds, self.multiple = graphs, feeds, pad_multiple
+    def __init__(self, graphs: NormGraphs, feeds: dict[str, np.ndarray], pad_multiple: int, plain: Any) -> None:
+        self.graphs, self.feeds, self.multiple, self.plain = graphs, feeds, pad_multiple, plain
+
+    def run(self, x: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        from brushwork.inference.arrays import pad_to
+
+        xp, h, w = pad_to(x, self.multiple)
+        return np.clip(self.plain.run(None, {"image": xp, **self.feeds})[0][..., :h, :w], 0.0, 1.0)
 
     def measure(self, x: np.ndarray) -> NormStats:
         from brushwork.inference.arrays import pad_to
@@ -149,7 +155,7 @@ class OrtNormRunner:
         xp, _, _ = pad_to(x, self.multiple)
         return self.graphs.measure({"image": xp, **self.feeds})[1]
 
-    def apply(self, x: np.ndarray, stats: NormStats) -> np.ndarray:
+    def apply(self, x: np.ndarray, stats: NormStats, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         from brushwork.inference.arrays import pad_to
 
         xp, h, w = pad_to(x, self.multiple)

@@ -13,7 +13,7 @@ A style is baked into the weights, so a pass costs one small conv net: no VGG at
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -23,21 +23,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from brushwork.errors import BrushworkError, ConfigError, ImageError, ModelError
-from brushwork.image.color import combine_luminance
-from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, resize
-from brushwork.image.masks import feather, load_mask
 from brushwork.inference.arrays import (
     MIN_INPUT,
+    Finish,
     OnePassResult,
     check_one_pass_options,
     pass_bytes,
     photo_plan,
+    plan_pass,
     style_weights,
 )
 from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, norm_net_memory_format, read_config, save_folder
-from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
+from brushwork.runtime import autocast, available_memory_bytes, resolve_device, resolve_precision
+from brushwork.tiling import NormRunner, render
 
 MODEL_FORMAT = 1
 KINDS = ("johnson", "cin")
@@ -264,16 +264,6 @@ def estimate_memory(width: int, height: int, dtype: torch.dtype, widths: Sequenc
     return pass_bytes(width, height, widths, 2 if dtype == torch.bfloat16 else 4)
 
 
-def photo_tensor(photo: ImageInput, size: int | None, upscale: bool, notes: list[str], dtype: torch.dtype,
-                 widths: Sequence[int], device: torch.device, kind: str,
-                 memory_limit: int | None = None) -> tuple[torch.Tensor, Any]:
-    """The photo as ``(1, 3, h, w)`` at ``size`` (longest side; kept unless ``upscale``), after the size and
-    memory checks every transformer-net pass makes; also the decoded PIL image (for statistics)."""
-    photo_img, (w, h) = photo_plan(photo, size, upscale, notes)
-    check_memory(estimate_memory(w, h, dtype, widths), device, f"a {kind} pass at {w}x{h}", memory_limit)
-    return to_tensor(resize(photo_img, (w, h)), device), photo_img
-
-
 class FeedForwardStylizer:
     """A trained johnson/cin net held on a device, so repeated calls (video, batches) load it once."""
 
@@ -302,33 +292,35 @@ class FeedForwardStylizer:
             out = self.net(photo.contiguous(memory_format=self.memory_format), style_weights.to(self.device))
         return out.float().clamp(0, 1)
 
+    def norm_runner(self, weights: torch.Tensor) -> NormRunner:
+        """The net with these style weights, for one pass or for tiles sharing a thumbnail's statistics."""
+        from brushwork.methods.thumbnorm import TorchNormRunner
+
+        return TorchNormRunner(self.net, lambda t: self.transform(t, weights), self.device)
+
     def stylize(self, photo: ImageInput, styles: StyleChoice = None, *, size: int | None = None,
                 strength: float = 1.0, preserve_color: str | None = None, mask: ImageInput | None = None,
-                upscale: bool = False, memory_limit: int | None = None) -> FeedForwardResult:
+                upscale: bool = False, memory_limit: int | None = None, tile: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> FeedForwardResult:
         """One pass of the net over ``photo``.
 
         ``styles``: see :func:`style_weight_vector`. ``strength`` blends the output with the
         photo in pixels (0 = the photo). ``preserve_color="luminance"`` keeps the photo's
         chroma. ``mask``: white = styled, black = photo kept (edge feathered so no seam).
+        Above 2048 px (or ``tile`` px; 0 = never) it runs in tiles normalised with a thumbnail's
+        statistics (:mod:`brushwork.tiling`); ``progress(done, total)`` after each tile.
         """
         check_one_pass_options(strength, preserve_color, size)
         t0 = time.perf_counter()
         weights, chosen, notes = style_weight_vector(self.style_names, styles)
-        x, _ = photo_tensor(photo, size, upscale, notes, self.dtype, self.net.config.widths, self.device,
-                            self.kind, memory_limit)
-        w, h = x.shape[-1], x.shape[-2]
-        out = self.transform(x, weights) if strength > 0 else x
-        if preserve_color == "luminance":
-            out = combine_luminance(out, x)
-        if strength < 1:
-            out = strength * out + (1 - strength) * x
-        if mask is not None:
-            keep, resized = load_mask(mask, (w, h), what="mask")
-            if resized:
-                notes.append(f"mask resized to {w}x{h} to match")
-            keep = feather(keep.to(self.device), max(1, round(max(w, h) / 256)))
-            out = keep * out + (1 - keep) * x
-        return FeedForwardResult(from_tensor(out), time.perf_counter() - t0, (w, h), notes, chosen)
+        photo_img, (w, h) = photo_plan(photo, size, upscale, notes)
+        grid = plan_pass((w, h), self.net.config.widths, f"a {self.kind} pass", tile, memory_limit,
+                         2 if self.dtype == torch.bfloat16 else 4, available_memory_bytes(self.device),
+                         self.device.type)
+        finish = Finish.of((w, h), strength, preserve_color, mask, notes)
+        runner = self.norm_runner(weights) if strength > 0 else None
+        out = render(resize(photo_img, (w, h)), grid, runner, finish, notes, progress)
+        return FeedForwardResult(out, time.perf_counter() - t0, (w, h), notes, chosen)
 
 
 def stylize_feedforward(photo: ImageInput, model: str | Path, styles: StyleChoice = None, *,

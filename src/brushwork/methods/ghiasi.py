@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,8 @@ from torch import nn
 
 from brushwork.encoders.vgg import VGGEncoder, load_encoder
 from brushwork.errors import BrushworkError, ConfigError, ImageError, ModelError
-from brushwork.image.color import combine_luminance
-from brushwork.image.convert import from_tensor, to_tensor
+from brushwork.image.convert import to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
-from brushwork.image.masks import feather, load_mask
 from brushwork.inference import arrays
 from brushwork.methods.feedforward import (
     ConditionalInstanceNorm2d,
@@ -40,10 +38,10 @@ from brushwork.methods.feedforward import (
     NormParams,
     TransformerConfig,
     TransformerNet,
-    photo_tensor,
 )
 from brushwork.pretrained import config_fields, frozen, load_weights, norm_net_memory_format, read_config, save_folder
-from brushwork.runtime import autocast, resolve_device, resolve_precision
+from brushwork.runtime import autocast, available_memory_bytes, resolve_device, resolve_precision
+from brushwork.tiling import render
 
 KIND = "ghiasi"
 MODEL_FORMAT = 1
@@ -297,57 +295,39 @@ class GhiasiStylizer:
     def stylize(self, photo: ImageInput, styles: Sequence[Any], weights: Sequence[float] | None = None,
                 masks: Sequence[ImageInput | None] | None = None, *, size: int | None = None,
                 strength: float = 1.0, blend: str = "linear", preserve_color: str | None = None,
-                mask: ImageInput | None = None, upscale: bool = False,
-                memory_limit: int | None = None) -> GhiasiResult:
+                mask: ImageInput | None = None, upscale: bool = False, memory_limit: int | None = None,
+                tile: int | None = None, progress: Callable[[int, int], None] | None = None) -> GhiasiResult:
         """One pass per embedding: unmasked styles blended into one (``blend``), each masked style
         its own region; ``strength`` interpolates the embedding towards the photo's own (Ghiasi's
-        way, not a pixel blend); ``mask``: white = styled, black = the photo kept."""
+        way, not a pixel blend); ``mask``: white = styled, black = the photo kept. Large photos (or
+        ``tile`` px) run in tiles sharing a thumbnail's statistics (:mod:`brushwork.tiling`)."""
+        from brushwork.inference.ghiasi import RegionRunner, region_embeddings
+        from brushwork.methods.thumbnorm import TorchNormRunner
+
         weights, masks, unmasked = arrays.check_blend_request(styles, weights, masks, strength, preserve_color, size,
                                                               blend)
         t0 = time.perf_counter()
         notes: list[str] = []
-        x, photo_img = photo_tensor(photo, size, upscale, notes, self.dtype, self.config.widths, self.device,
-                                    KIND, memory_limit)
-        w, h = x.shape[-1], x.shape[-2]
-        embeddings = [self.embed_image(s) for s in styles]
+        photo_img, (w, h) = arrays.photo_plan(photo, size, upscale, notes)
+        grid = arrays.plan_pass((w, h), self.config.widths, "a ghiasi pass", tile, memory_limit,
+                                2 if self.dtype == torch.bfloat16 else 4, available_memory_bytes(self.device),
+                                self.device.type)
+        finish = arrays.Finish.of((w, h), 1.0, preserve_color, mask, notes)
         own = None
         if strength < 1:
             small = resize(photo_img, fit_size(photo_img.size, self.config.style_size, allow_upscale=True))
-            own = self.embed_statistics(self.statistics(to_tensor(small, self.device)))
+            own = self.embed_statistics(self.statistics(to_tensor(small, self.device))).float().cpu().numpy()
+        paints = region_embeddings([self.embed_image(s).float().cpu().numpy() for s in styles], weights, masks,
+                                   unmasked, strength, blend, own, (w, h), notes)
 
-        def with_strength(e: torch.Tensor) -> torch.Tensor:
-            return e if own is None else strength * e + (1 - strength) * own
+        def runner(e: np.ndarray) -> TorchNormRunner:
+            emb = torch.from_numpy(np.asarray(e, np.float32)).to(self.device)
+            return TorchNormRunner(self.net, lambda t: self.transform(t, emb), self.device)
 
-        out = x
-        if strength > 0:
-            layers: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-            if unmasked:
-                e = blend_embeddings([embeddings[i] for i in unmasked], [weights[i] for i in unmasked],
-                                     blend if len(unmasked) > 1 else "linear")
-                layers.append((self.transform(x, with_strength(e)), None))
-            for i, m in enumerate(masks):
-                if m is None:
-                    continue
-                region, resized = load_mask(m, (w, h), what="mask")
-                if resized:
-                    notes.append(f"mask resized to {w}x{h} to match")
-                region = feather(region.to(self.device), max(1, round(max(w, h) / 256)))
-                layers.append((self.transform(x, with_strength(embeddings[i])), region))
-            base = layers[0][0] if layers[0][1] is None else x
-            out = base
-            for img, region in layers:
-                if region is not None:
-                    out = region * img + (1 - region) * out
-        if preserve_color == "luminance":
-            out = combine_luminance(out, x)
-        if mask is not None:
-            keep, resized = load_mask(mask, (w, h), what="mask")
-            if resized:
-                notes.append(f"mask resized to {w}x{h} to match")
-            keep = feather(keep.to(self.device), max(1, round(max(w, h) / 256)))
-            out = keep * out + (1 - keep) * x
+        out = render(resize(photo_img, (w, h)), grid,
+                     RegionRunner([runner(e) for e, _ in paints], paints) if paints else None, finish, notes, progress)
         total = sum(weights)
         chosen = {str(Path(s).stem) if isinstance(s, (str, Path)) else f"style{i + 1}": wt / total
                   for i, (s, wt) in enumerate(zip(styles, weights))}
-        return GhiasiResult(from_tensor(out), time.perf_counter() - t0, (w, h), notes, chosen)
+        return GhiasiResult(out, time.perf_counter() - t0, (w, h), notes, chosen)
 
