@@ -120,13 +120,23 @@ def _blocks(plane: np.ndarray) -> np.ndarray:
     return p.reshape(nby, BLOCK, nbx, BLOCK).transpose(0, 2, 1, 3).reshape(nby, nbx, BLOCK * BLOCK)
 
 
-def watermark_residual(luma: np.ndarray) -> np.ndarray | None:
-    """The change to add to a luminance plane ``(H, W)`` in 0..255, or None when it is too small."""
-    h, w = luma.shape
+_BAND_PIXELS = 1 << 20  # the full-size work is done in bands of rows of about a million pixels
+
+
+def _row_bands(w: int, h: int) -> list[tuple[int, int]]:
+    rows = max(1, _BAND_PIXELS // max(1, w))
+    return [(y0, min(h, y0 + rows)) for y0 in range(0, h, rows)]
+
+
+def _residual_image(luma: Image.Image) -> Image.Image | None:
+    """The change to add to a luminance image (mode F, 0..255) at its own size, as a mode F image, or None
+    when it is too small to carry the mark."""
+    w, h = luma.size
     cw, ch = _canonical_size(w, h, CANON)
     if min(cw, ch) < MIN_SIDE:
         return None
-    canon = _resize_f(luma, (cw, ch), Image.Resampling.BOX)
+    canon = np.asarray(luma if (cw, ch) == (w, h) else luma.resize((cw, ch), Image.Resampling.BOX),
+                       dtype=np.float32)
     blocks = _blocks(canon)
     nby, nbx = blocks.shape[:2]
     activity = blocks.std(axis=2)  # busy blocks hide more (a light form of perceptual masking)
@@ -136,26 +146,56 @@ def watermark_residual(luma: np.ndarray) -> np.ndarray | None:
     res = np.zeros((ch, cw), np.float32)
     res[: nby * BLOCK, : nbx * BLOCK] = (res_blocks.reshape(nby, nbx, BLOCK, BLOCK).transpose(0, 2, 1, 3)
                                          .reshape(nby * BLOCK, nbx * BLOCK))
-    return _resize_f(res, (w, h), Image.Resampling.BICUBIC)
+    res_img = Image.fromarray(res, mode="F")
+    return res_img if (cw, ch) == (w, h) else res_img.resize((w, h), Image.Resampling.BICUBIC)
+
+
+def watermark_residual(luma: np.ndarray) -> np.ndarray | None:
+    """The change to add to a luminance plane ``(H, W)`` in 0..255, or None when it is too small."""
+    res = _residual_image(Image.fromarray(np.ascontiguousarray(luma, dtype=np.float32), mode="F"))
+    return None if res is None else np.asarray(res, dtype=np.float32)
+
+
+def _crop_rows(img: Image.Image, y0: int, y1: int) -> np.ndarray:
+    return np.asarray(img.crop((0, y0, img.size[0], y1)))
+
+
+def _luma_of(img: Image.Image, bands: list[tuple[int, int]]) -> Image.Image:
+    """The luminance of an RGB, RGBA, L or LA image as a mode F image, computed band by band: no full-size
+    float copy of the colour planes."""
+    luma = Image.new("F", img.size)
+    for y0, y1 in bands:
+        arr = _crop_rows(img, y0, y1)
+        luma.paste(Image.fromarray(_luma(arr[..., 0] if img.mode == "LA" else arr[..., :3] if arr.ndim == 3
+                                         else arr), mode="F"), (0, y0))
+    return luma
 
 
 def embed_watermark(img: Image.Image) -> tuple[Image.Image, str | None]:
     """``img`` with the watermark in it, and a note when it could not be embedded (too small, an odd
-    mode): the image is then returned unchanged, never refused. Alpha is kept as it is."""
+    mode): the image is then returned unchanged, never refused. Alpha is kept as it is.
+
+    ``img`` is never changed. Full-size work is done in bands of rows, so a large image costs the marked
+    copy and the residual (4 bytes a pixel each) beyond itself, not several float copies of it."""
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         return img, f"no watermark: image mode {img.mode} is not supported"
-    arr = np.asarray(img)
-    res = watermark_residual(_luma(arr[..., 0] if img.mode == "LA" else arr[..., :3] if arr.ndim == 3 else arr))
+    w, h = img.size
+    bands = _row_bands(w, h)
+    res = _residual_image(_luma_of(img, bands))
     if res is None:
         return img, (f"no watermark: {img.size[0]}x{img.size[1]} is too small to carry one "
                      f"(needs a short side of {MIN_SIDE} px at {CANON} px long)")
-    out = arr.astype(np.float32)
-    if out.ndim == 2:
-        out += res
-    else:
-        n = 1 if img.mode == "LA" else 3
-        out[..., :n] += res[..., None]
-    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), mode=img.mode), None
+    out = Image.new(img.mode, img.size)
+    n = 1 if img.mode == "LA" else 3
+    for y0, y1 in bands:
+        band = _crop_rows(img, y0, y1).astype(np.float32)
+        r = np.asarray(res.crop((0, y0, w, y1)), dtype=np.float32)
+        if band.ndim == 2:
+            band += r
+        else:
+            band[..., :n] += r[..., None]
+        out.paste(Image.fromarray(np.clip(band + 0.5, 0, 255).astype(np.uint8), mode=img.mode), (0, y0))
+    return out, None
 
 
 def _fold(coefs: np.ndarray) -> np.ndarray:
