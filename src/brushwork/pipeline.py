@@ -43,6 +43,8 @@ class StylizeOptions:
     style_size: int | None = None  # adain: 512 when None; ghiasi: the model's own
     method: str | None = None
     blend: str | None = None
+    tile: int | None = None  # tiles of this many px; None: automatic above 2048 px; 0: never
+    stroke_scale: float | None = None  # strokes this many times larger (brushwork.strokes)
 
     def __post_init__(self) -> None:
         if self.method is None:
@@ -65,6 +67,12 @@ class StylizeOptions:
             raise ConfigError(f"strength must be between 0 and 1, got {self.strength}")
         if self.size is not None and self.size < 32:
             raise ConfigError(f"size must be at least 32 px, got {self.size}")
+        from brushwork.strokes import check_stroke_scale
+        from brushwork.tiling import check_tile
+
+        check_stroke_scale(self.stroke_scale)
+        if self.tile:
+            check_tile(self.tile)
 
     def request(self) -> Any:
         """The registry :class:`~brushwork.methods.registry.Request` these options describe."""
@@ -76,7 +84,7 @@ class StylizeOptions:
         opts = method.Options(**{k: v for k, v in values.items() if k in own})
         return Request(styles=list(self.styles), options=opts, size=self.size, strength=self.strength,
                        preserve_color=self.preserve_color, model=self.model, engine=self.engine, device=self.device,
-                       precision=self.precision)
+                       precision=self.precision, tile=self.tile, stroke_scale=self.stroke_scale)
 
 
 def feedforward_stylizer(model: str | Path, *, engine: str = "auto", device: str = "cpu",
@@ -176,4 +184,4 @@ class ImageStylizer:
 
     def stylize(self, image: Image.Image | str) -> Any:
         """The method's result (``.image``, ``.seconds``, ``.size``, ``.notes``)."""
-        return self._method.stylize(self._loaded, image, self._request)
+        return self._method.run(self._loaded, image, self._request)

@@ -95,6 +95,9 @@ class TileGrid:
     tile: int = DEFAULT_TILE
     pad: int = DEFAULT_PAD
     overlap: int | None = None  # None: DEFAULT_OVERLAP, at most a quarter of the tile
+    #: contexts start on multiples of this (a net's total stride), so every tile samples the grid that one
+    #: pass over the whole image would: its strided features are the same, not shifted copies
+    align: int = 1
 
     def __post_init__(self) -> None:
         if self.overlap is None:
@@ -118,13 +121,15 @@ class TileGrid:
         p = self.pad
         for j, ((y0, y1), wy) in enumerate(zip(rows, wys)):
             for i, ((x0, x1), wx) in enumerate(zip(cols, wxs)):
-                context = (max(0, x0 - p), max(0, y0 - p), min(self.width, x1 + p), min(self.height, y1 + p))
+                a = self.align
+                context = (max(0, x0 - p) // a * a, max(0, y0 - p) // a * a, min(self.width, x1 + p),
+                           min(self.height, y1 + p))
                 yield Tile(j * len(cols) + i, (x0, y0, x1, y1), context, wx, wy)
 
     def largest_context(self) -> tuple[int, int]:
         """``(w, h)`` of the largest tile pass (what a memory check should price)."""
-        cw = min(self.width, self.tile + 2 * self.pad)
-        ch = min(self.height, self.tile + 2 * self.pad)
+        cw = min(self.width, self.tile + 2 * self.pad + self.align - 1)
+        ch = min(self.height, self.tile + 2 * self.pad + self.align - 1)
         return cw, ch
 
 
@@ -178,11 +183,20 @@ def plan_tiles(width: int, height: int, tile: int | None, pass_cost: Callable[[i
     (``pass_cost(w, h)`` bytes) would not fit ``budget``."""
     if tile == 0:
         return None
-    if needs_tiles(width, height, tile) or (tile is None and pass_cost(width, height) > budget):
+    if needs_tiles(width, height, tile):
         return TileGrid(width, height, tile or DEFAULT_TILE)
     if tile is not None:
         check_tile(tile)
-    return None
+        return None
+    if pass_cost(width, height) <= budget:
+        return None
+    # one pass would not fit: the largest tile (halving from the default) whose job does
+    size = min(DEFAULT_TILE, max(MIN_TILE, (max(width, height) + 1) // 2))
+    grid = TileGrid(width, height, size)
+    while size > MIN_TILE and tiled_cost(grid, pass_cost) > budget:
+        size = max(MIN_TILE, size // 2)
+        grid = TileGrid(width, height, size)
+    return grid
 
 
 def tiled_cost(grid: TileGrid, pass_cost: Callable[[int, int], int]) -> int:

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from brushwork import __version__
-from brushwork.cli.options import DEFAULT_MAX_SIZE, ENGINE_HELP, number, parse_model_styles, parse_style, positive_int
+from brushwork.cli.options import (
+    DEFAULT_MAX_SIZE,
+    ENGINE_HELP,
+    add_tiling_options,
+    number,
+    parse_model_styles,
+    parse_style,
+    positive_int,
+)
 from brushwork.inference.engine import ENGINES
 from brushwork.methods.registry import all_options, flag_of, method_names, methods
 
@@ -80,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--mask", metavar="MASK", help="white = styled, black = photo kept")
     st.add_argument("--mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
                     help="apply STYLE (as given to -s, or its 1-based index) only where MASK is white")
+    add_tiling_options(st)
     add_method_options(st)
     st.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -146,10 +155,16 @@ def _output_paths(photos: list[str], output: str, styles: list[tuple[str, float]
 class _LazyBar:
     """A tqdm bar opened at the first step, so input errors are not preceded by an empty bar."""
 
-    def __init__(self, total: int, desc: str, disable: bool) -> None:
-        self.kwargs = {"total": total, "desc": desc, "unit": "step", "disable": disable, "file": sys.stderr,
+    def __init__(self, total: int, desc: str, disable: bool, unit: str = "step") -> None:
+        self.kwargs = {"total": total, "desc": desc, "unit": unit, "disable": disable, "file": sys.stderr,
                        "dynamic_ncols": True}
         self.bar = None
+
+    def progress(self, done: int, total: int) -> None:
+        """``(done, total)`` progress (tiles): the bar opens at the first call with its total."""
+        self.kwargs["total"] = total
+        bar = self._open()
+        bar.update(done - bar.n)
 
     def _open(self):
         if self.bar is None:
@@ -172,7 +187,7 @@ class _LazyBar:
 def _cmd_stylize(args: argparse.Namespace) -> int:
     """Any registered method: chosen by --method or inferred from --model and the options given."""
     from brushwork.errors import ConfigError
-    from brushwork.image.io import load_image, save_image
+    from brushwork.image.io import image_size, save_image
     from brushwork.methods.registry import Request, get_method, infer_method, match_style, options_from
 
     values = vars(args)
@@ -205,7 +220,8 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     request = Request(styles=styles, options=options, size=args.size if args.size is not None else method.default_size,
                       strength=args.strength, preserve_color=args.preserve_color, mask=args.mask,
                       masks=masks if any(m is not None for m in masks) else [], upscale=args.upscale,
-                      model=args.model, engine=args.engine, device=args.device, precision=args.precision)
+                      model=args.model, engine=args.engine, device=args.device, precision=args.precision,
+                      tile=args.tile, stroke_scale=args.stroke_scale)
     method.check(request)
     plot = getattr(options, "plot", None)
     if plot:
@@ -230,7 +246,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     for photo, out in zip(args.photos, outputs):
         req = request
         if args.size is None and method.max_size:  # the photo's own size, capped so a phone photo fits in memory
-            w, h = load_image(photo, what="photo").size
+            w, h = image_size(photo, what="photo")
             if max(w, h) > method.max_size:
                 req = dataclasses.replace(request, size=method.max_size)
         bar = None
@@ -238,8 +254,11 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
             steps = getattr(options, "steps", None) or 300
             bar = _LazyBar(total=steps, desc=Path(photo).name, disable=args.quiet)
             req = dataclasses.replace(req, progress=_step_progress(bar, out, getattr(options, "snapshot_every", 0)))
+        else:  # a bar only when the photo runs in tiles
+            bar = _LazyBar(total=0, desc=Path(photo).name, disable=args.quiet, unit="tile")
+            req = dataclasses.replace(req, tile_progress=bar.progress)
         try:
-            result = method.stylize(loaded, photo, req)
+            result = method.run(loaded, photo, req)
         finally:
             if bar is not None:
                 bar.close()
@@ -313,7 +332,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         request.progress = lambda info: bar.update(1)
     loaded = method.load(request)
     try:
-        result = method.stylize(loaded, photo, request)
+        result = method.run(loaded, photo, request)
     finally:
         if not method.one_pass:
             bar.close()

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from brushwork.inference.engine import ENGINES
-from brushwork.methods.registry import DEFAULT_MAX_SIZE, count, number, positive_int  # noqa: F401 - re-exported
+from brushwork.methods.registry import DEFAULT_MAX_SIZE, count, number, positive_int
 
 ENGINE_HELP = ("auto (default): the fastest here, onnxruntime INT8 where the model ships it (no torch import), "
                "else PyTorch; torch; onnx: onnxruntime fp32 (exported with torch and cached on first use); int8: "
@@ -30,6 +30,37 @@ def parse_style(text: str) -> tuple[str, float]:
 def parse_model_styles(items: list[str]) -> list[tuple[str, float]]:
     """Style names of a trained model: '-s a:0.5 -s b:0.5' or '-s a:0.5,b:0.5' (names hold no commas)."""
     return [parse_style(part.strip()) for item in items for part in item.split(",") if part.strip()]
+
+
+def stroke_scale(text: str) -> float:
+    """A stroke scale 1..16 (argparse type)."""
+    from brushwork.strokes import MAX_STROKE_SCALE
+
+    v = number(text)
+    if not 1 <= v <= MAX_STROKE_SCALE:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_STROKE_SCALE:g}, got {text}")
+    return v
+
+
+def tile_size(text: str) -> int:
+    """A tile size in px, or 0 for never (argparse type)."""
+    from brushwork.tiling import MIN_TILE
+
+    v = positive_int(text)
+    if 0 < v < MIN_TILE:
+        raise argparse.ArgumentTypeError(f"tiles must be at least {MIN_TILE} px (or 0: never tile), got {v}")
+    return v
+
+
+def add_tiling_options(p: argparse.ArgumentParser) -> None:
+    """--tile and --stroke-scale: any size without seams, strokes that keep their size in a print."""
+    p.add_argument("--tile", type=tile_size, default=None, metavar="PX",
+                   help="run in tiles of PX px that share the whole picture's statistics (no seams; memory stays "
+                        "flat); default: automatic above 2048 px or when one pass would not fit; 0: never")
+    p.add_argument("--stroke-scale", type=stroke_scale, default=None, metavar="F",
+                   help="paint strokes F times larger (1..16): the method runs at 1/F of the size and the photo's "
+                        "fine detail is brought back at full size; e.g. 4 at 8000 px keeps a 2000 px picture's "
+                        "strokes")
 
 
 def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[str, ...]) -> None:
@@ -60,6 +91,7 @@ def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto: bf16 where the hardware is fast at it")
+    add_tiling_options(p)
 
 
 def stylize_options(args: argparse.Namespace, size: int | None) -> Any:
@@ -71,4 +103,4 @@ def stylize_options(args: argparse.Namespace, size: int | None) -> Any:
     return StylizeOptions(model=args.model, styles=styles, size=size, strength=args.strength,
                           preserve_color=args.preserve_color, engine=args.engine, device=args.device,
                           precision=args.precision, decoder=args.decoder, style_size=args.style_size,
-                          method=args.method, blend=args.blend)
+                          method=args.method, blend=args.blend, tile=args.tile, stroke_scale=args.stroke_scale)

@@ -46,8 +46,10 @@ def rewrite_norms(model: Any, apply: bool, measure: bool) -> tuple[Any, int]:
     g = out.graph
     nodes = list(g.node)
     del g.node[:]
-    g.initializer.extend([numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "bw_axes_hw"),
-                          numpy_helper.from_array(np.array([1, -1, 1, 1], dtype=np.int64), "bw_shape_c")])
+    if measure:
+        g.initializer.append(numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "bw_axes_hw"))
+    if apply:
+        g.initializer.append(numpy_helper.from_array(np.array([1, -1, 1, 1], dtype=np.int64), "bw_shape_c"))
     k = 0
     for node in nodes:
         if node.op_type != "InstanceNormalization":

@@ -10,6 +10,7 @@ of its cost would otherwise sit in full-resolution 64-channel convs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -317,6 +318,7 @@ class AdaINStylizer:
         if not self.tiles:
             raise ConfigError("AdaIN runs in tiles on torch only: use --engine torch (or --tile 0 for one pass)")
         dev = self.device
+        grid = dataclasses.replace(grid, align=8)  # relu4_1 is 1/8 size: tiles sample the whole photo's grid
         source = np.asarray(img)
         small = to_tensor(resize(img, fit_size(img.size, THUMBNAIL)), dev)  # what preserve-color match reads
         stats = [self.style_stats(style, small, cfg, notes) for style in styles]

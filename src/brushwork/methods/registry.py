@@ -96,6 +96,13 @@ class Request:
     precision: str = "auto"
     many: bool = False
     progress: Callable[[Any], None] | None = None
+    #: tiles of this many px (0: never; None: automatic above 2048 px or when one pass would not fit)
+    tile: int | None = None
+    #: strokes this many times larger: the method runs at 1/stroke_scale of the size, the photo's fine
+    #: detail is brought back at full size (:mod:`brushwork.strokes`)
+    stroke_scale: float | None = None
+    #: ``(done, total)`` after each tile of a tiled one-pass job
+    tile_progress: Callable[[int, int], None] | None = None
 
     def style_masks(self) -> list[Any]:
         return list(self.masks) if self.masks else [None] * len(self.styles)
@@ -158,6 +165,15 @@ class Method:
     def model_files(self, request: Request) -> list[Path]:
         """The files whose content decides its output (digested by resumable batch runs)."""
         return []
+
+    def run(self, loaded: Any, photo: Any, request: Request) -> Result:
+        """:meth:`stylize` with the controls every method shares around it (``stroke_scale``): what the
+        CLI, batch, video and the server call."""
+        if request.stroke_scale is not None and request.stroke_scale != 1:
+            from brushwork.strokes import stroke_scaled
+
+            return stroke_scaled(self, loaded, photo, request)
+        return self.stylize(loaded, photo, request)
 
     def given_options(self, options: Any) -> list[str]:
         """Flags of ``options`` that were set (not left at None / False / empty)."""

@@ -277,7 +277,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             req = MethodRequest(styles=[(s.name, 1.0)], options=method.Options(), size=200,
                                 model=s.model if method.needs_model else None, device=config.device)
             try:
-                img = method.stylize(models.get(method, req), photo, req).image
+                img = method.run(models.get(method, req), photo, req).image
             except Exception:  # a style that cannot render shows its name instead
                 continue
             out[s.name] = encode(img, "jpeg", 85)
@@ -346,7 +346,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             raise WebError(400, f"format must be png or jpeg, got '{fmt[:20]}'")
 
         def run() -> tuple[bytes, Any]:
-            result = method.stylize(models.get(method, req), form.photo, req)
+            result = method.run(models.get(method, req), form.photo, req)
             return encode(result.image, fmt, **_marks(method, req)), result
 
         try:
@@ -390,7 +390,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             job.state, job.started = "running", time.monotonic()
             job.notify()
             try:
-                result = method.stylize(models.get(method, req), photo, replace(req, progress=progress))
+                result = method.run(models.get(method, req), photo, replace(req, progress=progress))
                 job.result, job.size = encode(result.image, **_marks(method, req)), tuple(result.size)
                 job.notes.extend(result.notes)
                 job.step, job.state = job.total, "done"
