@@ -6,9 +6,7 @@ Arrays are ``(1, C, H, W)`` float32 in 0..1, as the exported graphs take them.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,15 +181,11 @@ def pass_bytes(width: int, height: int, widths: Sequence[int] = (32, 64, 128), i
 
 
 def available_ram() -> int:
-    """The machine's available memory (Linux ``MemAvailable``; else its physical memory)."""
-    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
+    """The memory this process may still use (:func:`brushwork.image.io.available_memory`: ``MemAvailable``
+    within any container limit)."""
+    from brushwork.image.io import available_memory
+
+    return available_memory()
 
 
 def memory_budget(limit: int | None = None, available: int | None = None) -> int:
