@@ -29,5 +29,7 @@ export BRUSHWORK_HOME="$work/home"
 "$venv/bin/brushwork" stylize "$work/photo.jpg" -s the_scream --method ghiasi -o "$work/b.jpg"
 "$venv/bin/brushwork" stylize "$work/photo.jpg" -s "$work/painting.png" --method ghiasi --strength 0.7 -o "$work/c.png"
 "$venv/bin/brushwork" batch "$work/photos" -o "$work/out" --model starry_night -q
-test -s "$work/a.png" && test -s "$work/b.jpg" && test -s "$work/c.png" && test -n "$(ls "$work/out")"
+"$venv/bin/brushwork" stylize "$work/photo.jpg" --model starry_night --tile 128 -o "$work/d.png"   # tiles
+test -s "$work/a.png" && test -s "$work/b.jpg" && test -s "$work/c.png" && test -s "$work/d.png" \
+    && test -n "$(ls "$work/out")"
 echo "torch-free runtime: ok"

@@ -154,6 +154,8 @@ def test_default_commands_run_without_torch(files) -> None:
         "any painting": ["stylize", p, "-s", str(files["painting"]), "-s", "the_scream", "--method", "ghiasi",
                          "--blend", "slerp", "--strength", "0.7", "-o", str(d / "b.png"), "--json"],
         "batch": ["batch", str(d), "-o", str(d / "out"), "--model", "starry_night", "--size", "96", "--json", "-q"],
+        "tiled, stroke scale": ["stylize", p, "-s", str(files["painting"]), "--method", "ghiasi", "--tile", "128",
+                                "--size", "320", "--upscale", "--stroke-scale", "1.5", "-o", str(d / "t.png")],
     }
     for what, args in runs.items():
         r = _run(args, files["home"])
