@@ -36,20 +36,23 @@ def restore_detail(painted: Image.Image, photo: Image.Image, blurred: Image.Imag
                    keep: np.ndarray | None = None) -> Image.Image:
     """``painted`` plus ``amount`` times the photo's luminance detail (``photo`` minus ``blurred``, both at
     the painted size), band by band; where a ``keep`` plane (0..1) is 0 the photo itself."""
-    out = np.empty((photo.size[1], photo.size[0], 3), dtype=np.uint8)
-    p_arr, s_arr, b_arr = np.asarray(painted), np.asarray(photo), np.asarray(blurred)
-    for y0 in range(0, out.shape[0], BAND_ROWS):
-        y1 = min(out.shape[0], y0 + BAND_ROWS)
-        p = p_arr[y0:y1].astype(np.float32)
-        s = s_arr[y0:y1].astype(np.float32)
-        detail = (s - b_arr[y0:y1].astype(np.float32)) @ LUMA
+    w, h = photo.size
+    out = np.empty((h, w, 3), dtype=np.uint8)
+
+    def band(img: Image.Image, y0: int, y1: int) -> np.ndarray:  # a crop: no full-size copy of any input
+        return np.asarray(img.crop((0, y0, w, y1)), dtype=np.float32)
+
+    for y0 in range(0, h, BAND_ROWS):
+        y1 = min(h, y0 + BAND_ROWS)
+        p, s = band(painted, y0, y1), band(photo, y0, y1)
+        detail = (s - band(blurred, y0, y1)) @ LUMA
         p += amount * detail[..., None]
         if keep is not None:
             k = keep[y0:y1, :, None]
             p = k * p + (1 - k) * s
         np.clip(p + 0.5, 0, 255, out=p)
         out[y0:y1] = p.astype(np.uint8)
-    return Image.fromarray(out, mode="RGB")
+    return Image.fromarray(out, mode="RGB")  # (the caller drops its inputs before saving)
 
 
 def stroke_scaled(method: Any, loaded: Any, photo: Any, request: Any) -> Any:

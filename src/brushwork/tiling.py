@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from brushwork.errors import ConfigError
 
@@ -209,10 +210,19 @@ NormStats = list[tuple[np.ndarray, np.ndarray]]
 Finisher = Callable[[np.ndarray, np.ndarray, tuple[int, int, int, int]], np.ndarray]
 
 
-def stylize_tiled(source: np.ndarray, grid: TileGrid, run: Callable[[np.ndarray, Tile], np.ndarray],
+def crop_array(source: Any, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``(h, w, 3)`` uint8 of ``box`` from an array or a PIL image (cropped, so no full-size copy is made)."""
+    x0, y0, x1, y1 = box
+    if isinstance(source, np.ndarray):
+        return source[y0:y1, x0:x1]
+    return np.asarray(source.crop(box).convert("RGB"))
+
+
+def stylize_tiled(source: Any, grid: TileGrid, run: Callable[[np.ndarray, Tile], np.ndarray],
                   finish: Finisher | None = None,
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """The stylized picture ``(H, W, 3)`` float32 of a photo ``source`` ``(H, W, 3)`` uint8, tile by tile:
+    """The stylized picture ``(H, W, 3)`` float32 of a photo ``source`` (a PIL image, or ``(H, W, 3)`` uint8), tile
+    by tile:
     ``run`` maps a tile's context ``(1, 3, h, w)`` in 0..1 to the net's output of the same size; ``finish``
     (the pixelwise controls) then sees the kept box of output and photo, and the box's place."""
     from brushwork.inference.arrays import tile_array
@@ -220,8 +230,7 @@ def stylize_tiled(source: np.ndarray, grid: TileGrid, run: Callable[[np.ndarray,
     acc = np.zeros((grid.height, grid.width, 3), dtype=np.float32)
     total = len(grid)
     for tile in grid:
-        cx0, cy0, cx1, cy1 = tile.context
-        x = tile_array(source[cy0:cy1, cx0:cx1])
+        x = tile_array(crop_array(source, tile.context))
         y, xb = tile.crop(run(x, tile)), tile.crop(x)
         if finish is not None:
             y = finish(y, xb, tile.box)
@@ -269,9 +278,8 @@ def render(img: Any, grid: TileGrid | None, runner: NormRunner | None, finish: A
 def tiled_image(img: Any, grid: TileGrid, runner: NormRunner | None, finish: Finisher | None, notes: list[str],
                 progress: Callable[[int, int], None] | None = None) -> Any:
     """:func:`render` in tiles that share the statistics of the photo's thumbnail."""
-    from brushwork.inference.arrays import THUMBNAIL, thumbnail, to_image
+    from brushwork.inference.arrays import THUMBNAIL, thumbnail, to_uint8
 
-    source = np.asarray(img)
     if runner is None:
         def run(x: np.ndarray, tile: Tile) -> np.ndarray:
             return x
@@ -283,4 +291,7 @@ def tiled_image(img: Any, grid: TileGrid, runner: NormRunner | None, finish: Fin
 
         notes.append(f"{grid.width}x{grid.height} in {len(grid)} tiles of up to {grid.tile} px (normalised with "
                      f"the statistics of a {min(THUMBNAIL, max(img.size))} px thumbnail)")
-    return to_image(stylize_tiled(source, grid, run, finish, progress), inplace=True)
+    acc = stylize_tiled(img, grid, run, finish, progress)
+    u8 = to_uint8(acc)
+    del acc  # the float accumulator goes before the picture is made: never both at full size
+    return Image.fromarray(u8, mode="RGB")

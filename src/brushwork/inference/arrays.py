@@ -45,6 +45,14 @@ def to_array(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
 
 
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """A float32 ``(H, W, 3)`` array in 0..1 as uint8, rounded, computed in place (``arr`` is overwritten)."""
+    np.clip(arr, 0.0, 1.0, out=arr)
+    arr *= 255.0
+    arr += 0.5
+    return arr.astype(np.uint8)
+
+
 def to_image(arr: np.ndarray, inplace: bool = False) -> Image.Image:
     """``(1, 3, H, W)`` (or ``(H, W, 3)``) array in 0..1 -> 8-bit RGB PIL image (clamped, rounded like
     ``from_tensor``), with one float copy at most (none if ``inplace``, which overwrites a float32 ``arr``):

@@ -39,8 +39,9 @@ def session(path: str | Path, threads: int | None = None, provider: str = "CPUEx
 
 
 def session_from_bytes(model: bytes | str, path: str | Path, threads: int | None = None,
-                       provider: str = "CPUExecutionProvider") -> Any:
-    """A session on a serialized graph (or a file name); ``path`` names it in errors."""
+                       provider: str = "CPUExecutionProvider", arena: bool = True) -> Any:
+    """A session on a serialized graph (or a file name); ``path`` names it in errors. ``arena`` False: memory
+    goes back after each run (for a graph run once, whose arena would otherwise stay at its peak)."""
     ort = require_ort()
     available = ort.get_available_providers()
     if provider not in available:
@@ -49,6 +50,7 @@ def session_from_bytes(model: bytes | str, path: str | Path, threads: int | None
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
+    opts.enable_cpu_mem_arena = arena
     try:
         return ort.InferenceSession(model, sess_options=opts, providers=[provider])
     except Exception as exc:  # onnxruntime raises its own types for unreadable files

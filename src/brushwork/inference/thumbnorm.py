@@ -109,7 +109,9 @@ class NormGraphs:
                 self._model = _onnx().load(str(self.path))
                 self.eps = norm_epsilons(self._model)
             graph, _ = rewrite_norms(self._model, apply, measure)
-            self._sessions[key] = session_from_bytes(graph.SerializeToString(), self.path, self.threads)
+            # the thumbnail is measured once: no arena kept at its peak beside the tiles' one
+            self._sessions[key] = session_from_bytes(graph.SerializeToString(), self.path, self.threads,
+                                                     arena=apply)
         return self._sessions[key]
 
     def measure(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, NormStats]:

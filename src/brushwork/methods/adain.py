@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from brushwork.encoders.vgg import VGGEncoder, load_encoder
@@ -28,13 +29,13 @@ from brushwork.image.color import combine_luminance, match_color
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
-from brushwork.inference.arrays import THUMBNAIL, Finish, memory_budget, tile_array, to_image
+from brushwork.inference.arrays import THUMBNAIL, Finish, memory_budget, tile_array, to_uint8
 from brushwork.losses.functional import mean_std
 from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
 from brushwork.runtime import autocast, available_memory_bytes, check_memory, resolve_device, resolve_precision
 from brushwork.styles import StylePreset, resolve_style
-from brushwork.tiling import plan_tiles, stylize_tiled, tiled_cost
+from brushwork.tiling import crop_array, plan_tiles, stylize_tiled, tiled_cost
 
 MODEL_FORMAT = 1
 ENCODER_LAYER = "relu4_1"
@@ -319,7 +320,6 @@ class AdaINStylizer:
             raise ConfigError("AdaIN runs in tiles on torch only: use --engine torch (or --tile 0 for one pass)")
         dev = self.device
         grid = dataclasses.replace(grid, align=8)  # relu4_1 is 1/8 size: tiles sample the whole photo's grid
-        source = np.asarray(img)
         small = to_tensor(resize(img, fit_size(img.size, THUMBNAIL)), dev)  # what preserve-color match reads
         stats = [self.style_stats(style, small, cfg, notes) for style in styles]
         full = [None if m is None else self._mask(m, img.size, notes) for m in masks]
@@ -332,8 +332,8 @@ class AdaINStylizer:
         total = torch.zeros(2, 1, dtype=torch.float64, device=dev)
         count = 0
         for tile in grid:  # pass 1: the photo's relu4_1 statistics over every tile's kept box
-            cx0, cy0, cx1, cy1 = tile.context
-            f = self._encode(padded(tile_array(source[cy0:cy1, cx0:cx1])))[ENCODER_LAYER].double()
+            cx0, cy0 = tile.context[:2]
+            f = self._encode(padded(tile_array(crop_array(img, tile.context))))[ENCODER_LAYER].double()
             x0, y0, x1, y1 = tile.box
             part = f[..., (y0 - cy0) // 8:-(-(y1 - cy0) // 8), (x0 - cx0) // 8:-(-(x1 - cx0) // 8)]
             sums = torch.stack([part.sum(dim=(2, 3))[0], part.pow(2).sum(dim=(2, 3))[0]])
@@ -352,7 +352,10 @@ class AdaINStylizer:
             return self.render(t, s_map, m_map, a, content=content)[..., :x.shape[-2], :x.shape[-1]].cpu().numpy()
 
         finish = Finish.of(img.size, 1.0, "luminance" if cfg.preserve_color == "luminance" else None, cfg.mask, notes)
-        out = to_image(stylize_tiled(source, grid, run, finish, progress), inplace=True)
+        acc = stylize_tiled(img, grid, run, finish, progress)
+        u8 = to_uint8(acc)
+        del acc
+        out = Image.fromarray(u8, mode="RGB")
         notes.append(f"{img.size[0]}x{img.size[1]} in {len(grid)} tiles of up to {grid.tile} px (AdaIN with the "
                      "content statistics of the whole photo)")
         return AdaINResult(out, time.perf_counter() - t0, img.size, notes)
