@@ -23,7 +23,7 @@ from PIL import Image
 
 import brushwork
 from brushwork.encoders.vgg import load_encoder
-from brushwork.errors import BrushworkError, ConfigError, OptimizationError, ResourceError
+from brushwork.errors import BrushworkError, ConfigError, ImageError, OptimizationError, ResourceError
 from brushwork.image.color import rgb_to_yiq
 from brushwork.image.convert import to_tensor
 from brushwork.methods.optimize import StyleSpec, StylizeResult, optimize, pyramid_sizes, split_steps
@@ -320,10 +320,14 @@ def test_photo_sized_mask_gives_no_note_other_size_does(paths, photo, tmp_path):
     assert not any("resized" in n for n in r.notes), r.notes
 
     other = tmp_path / "other.png"
-    half_mask((300, 200), white="right").save(other)  # another size and aspect ratio
+    half_mask((photo.size[0] * 2, photo.size[1] * 2), white="right").save(other)  # drawn larger, same shape
     r = optimize(paths["photo"], [paths["starry"]], size=SIZE, steps=1, mask=other)
     assert any("mask resized to 96x72" in n for n in r.notes), r.notes
     assert r.image.size == (96, 72)
+    wrong = tmp_path / "wrong.png"
+    half_mask((300, 100), white="right").save(wrong)  # another shape: its regions would move
+    with pytest.raises(ImageError, match="must have the picture's shape"):
+        optimize(paths["photo"], [paths["starry"]], size=SIZE, steps=1, mask=wrong)
 
 
 def test_mask_for_puts_each_style_in_its_region(run, judge, paths, photo_small, starry, comp):

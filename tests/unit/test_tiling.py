@@ -314,3 +314,26 @@ def test_cli_tiles_a_shipped_model(tmp_path, capsys) -> None:
                  "--json"]) == 0
     assert Image.open(out).size == (400, 300)
     assert "tiles" in capsys.readouterr().out
+
+
+def test_a_job_that_cannot_fit_even_in_tiles_is_refused_before_decoding(tmp_path, monkeypatch, capsys) -> None:
+    import struct
+    import zlib
+
+    from brushwork.cli.main import main
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    # a header claiming 12000x9000 RGB, and bytes enough not to look like a bomb (never decoded here)
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 9000, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", bytes(200_000)) + chunk(b"IEND", b""))
+    photo = tmp_path / "huge.png"
+    photo.write_bytes(png)
+    monkeypatch.setattr("brushwork.image.io.available_memory", lambda: 1 << 30)
+    decoded = []
+    monkeypatch.setattr("brushwork.inference.arrays.load_image", lambda *a, **k: decoded.append(a))
+    assert main(["stylize", str(photo), "--model", "starry_night", "-o", str(tmp_path / "o.jpg")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "even in tiles" in err[0] and "GiB" in err[0], err
+    assert not decoded and not (tmp_path / "o.jpg").exists()

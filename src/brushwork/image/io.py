@@ -472,6 +472,18 @@ def image_size(src: ImageInput, what: str = "image") -> tuple[int, int]:
     raise ImageError(f"cannot read a {what} from a {type(src).__name__}")
 
 
+#: a mask may be drawn at another size than the photo (it is resized), not in another shape
+MASK_ASPECT_TOLERANCE = 0.02
+
+
+def check_mask_shape(mask_size: tuple[int, int], size: tuple[int, int], what: str = "mask") -> None:
+    """One line when a mask's aspect ratio is not the picture's: resizing it would move its regions."""
+    (mw, mh), (w, h) = mask_size, size
+    if abs((mw / mh) / (w / h) - 1) > MASK_ASPECT_TOLERANCE:
+        raise ImageError(f"{what} is {mw}x{mh} but the picture is {w}x{h}: a mask must have the picture's shape "
+                         "(any size of the same aspect ratio)")
+
+
 def fit_size(size: tuple[int, int], longest: int | None, allow_upscale: bool = False) -> tuple[int, int]:
     """(width, height) scaled so the longest side is ``longest``, keeping the aspect ratio.
 

@@ -6,17 +6,20 @@ import torch
 import torch.nn.functional as F
 
 from brushwork.image.convert import to_tensor
-from brushwork.image.io import ImageInput, load_image
+from brushwork.image.io import ImageInput, check_mask_shape, load_image
 
 
 def load_mask(src: ImageInput, size: tuple[int, int] | None = None, what: str = "mask") -> tuple[torch.Tensor, bool]:
     """Load a mask as a ``(1, 1, H, W)`` float tensor in 0..1 (luminance of the image).
 
     If ``size`` (width, height) is given and differs, the mask is resized to it
-    (bilinear) and the second return value is True, so callers can say so.
+    (bilinear) and the second return value is True, so callers can say so; a mask of another
+    aspect ratio is refused in one line.
     """
     img = load_image(src, what=what)
     resized = size is not None and img.size != tuple(size)
+    if resized:
+        check_mask_shape(img.size, size, what)
     m = to_tensor(img).mean(dim=1, keepdim=True)
     if resized:
         m = F.interpolate(m, size=(size[1], size[0]), mode="bilinear", align_corners=False)

@@ -7,6 +7,7 @@ Arrays are ``(1, C, H, W)`` float32 in 0..1, as the exported graphs take them.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from brushwork.errors import ConfigError, ImageError, ResourceError
-from brushwork.image.io import ImageInput, fit_size, load_image, resize
+from brushwork.image.io import ImageInput, check_mask_shape, fit_size, load_image, resize
 
 #: smallest photo side: the 9x9 reflection pad at full size and the 3x3 one at 1/4 size need room
 MIN_INPUT = 8
@@ -94,6 +95,8 @@ def mask_plane(mask: ImageInput, size: tuple[int, int], notes: list[str]) -> np.
 
         img = load_image(mask, what="mask")
         resized = img.size != tuple(size)
+        if resized:
+            check_mask_shape(img.size, size)
         grey = Image.fromarray((np.asarray(img, dtype=np.uint16).sum(axis=2) // 3).astype(np.uint8))
         keep = np.asarray(grey.resize(tuple(size), Image.Resampling.BILINEAR).filter(ImageFilter.BoxBlur(radius)),
                           dtype=np.float32) / np.float32(255.0)
@@ -142,6 +145,8 @@ def load_mask(src: ImageInput, size: tuple[int, int], what: str = "mask") -> tup
     """A mask as ``(1, 1, H, W)`` in 0..1 (the image's mean over RGB), resized to ``size`` (w, h) if it differs."""
     img = load_image(src, what=what)
     resized = img.size != tuple(size)
+    if resized:
+        check_mask_shape(img.size, size, what)
     m = np.asarray(img, dtype=np.float32).mean(axis=2) / 255.0
     if resized:
         m = np.asarray(Image.fromarray(m, mode="F").resize(tuple(size), Image.Resampling.BILINEAR))
@@ -211,10 +216,25 @@ def check_budget(estimate: int, what: str, limit: int | None = None, available: 
                             f"available on {where}: use a smaller --size")
 
 
+def price_photo(photo: ImageInput, size: int | None, upscale: bool, available: int | None = None) -> None:
+    """Refuse in one line, from a file's header and before decoding it, a photo whose decode plus the least
+    any stylization of it holds (a tiled one: :data:`brushwork.tiling.TILED_BYTES_PER_PIXEL`) cannot fit."""
+    if not isinstance(photo, (str, os.PathLike)):
+        return
+    from brushwork.image.io import image_size
+    from brushwork.tiling import TILED_BYTES_PER_PIXEL
+
+    sw, sh = image_size(photo, what="photo")
+    tw, th = fit_size((sw, sh), size, allow_upscale=upscale)
+    check_budget(sw * sh * 4 + tw * th * TILED_BYTES_PER_PIXEL,
+                 f"a {tw}x{th} picture from a {sw}x{sh} photo, even in tiles,", available=available)
+
+
 def photo_plan(photo: ImageInput, size: int | None, upscale: bool, notes: list[str]) -> tuple[Image.Image,
                                                                                           tuple[int, int]]:
     """The decoded photo and the (w, h) it is stylized at (``size`` = longest side; kept unless ``upscale``),
     after the size checks every transformer-net pass makes (the memory check comes next, the resize last)."""
+    price_photo(photo, size, upscale)
     img = load_image(photo, what="photo")
     w, h = fit_size(img.size, size, allow_upscale=upscale)
     if size is not None and size > max(img.size) and not upscale:

@@ -29,7 +29,7 @@ from brushwork.image.color import combine_luminance, match_color
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.image.masks import feather, load_mask
-from brushwork.inference.arrays import THUMBNAIL, Finish, memory_budget, tile_array, to_uint8
+from brushwork.inference.arrays import THUMBNAIL, Finish, memory_budget, price_photo, tile_array, to_uint8
 from brushwork.losses.functional import mean_std
 from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, frozen, load_weights, read_config, save_folder
@@ -242,6 +242,7 @@ class AdaINStylizer:
             raise ConfigError("give one weight and one mask (or None) per style")
         if sum(weights) <= 0 or min(weights) < 0:
             raise ConfigError("style weights must be >= 0 and not all 0")
+        price_photo(content, cfg.size, cfg.upscale)  # host memory: the decode and the tiled arrays live there
         photo_img = load_image(content, what="photo")
         w, h = fit_size(photo_img.size, cfg.size, allow_upscale=cfg.upscale)
         if cfg.size is not None and cfg.size > max(photo_img.size) and not cfg.upscale:
