@@ -189,3 +189,17 @@ def _torch_threads(request):
 
     with inference_threads(int(os.environ.get("BRUSHWORK_TEST_THREADS", "1"))):
         yield
+
+
+@pytest.fixture
+def opened_images(monkeypatch) -> list:
+    """Every image ``Image.Image.open`` returns during the test, in order (to check they get closed)."""
+    opened: list = []
+    real_open = Image.open
+
+    def recording_open(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(Image, "open", recording_open)
+    return opened

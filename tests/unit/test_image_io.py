@@ -405,21 +405,14 @@ def test_save_into_a_file_as_folder_is_image_error(tmp_path: Path, rgb_array: np
     assert_one_line_error(info)
 
 
-def test_failed_load_closes_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_failed_load_closes_the_file(opened_images: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     full = tmp_path / "full.jpg"
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(full, quality=90)
     cut = tmp_path / "cut.jpg"
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    opened: list[Image.Image] = []
-    real_open = Image.open
-
-    def recording_open(*args, **kwargs):
-        opened.append(real_open(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(Image, "open", recording_open)
+    opened = opened_images
     with pytest.raises(ImageError):
         load_image(cut)
     monkeypatch.setattr(image_io, "MAX_PIXELS", 10)

@@ -202,18 +202,11 @@ def test_image_size_errors_are_load_images(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- loading without extra copies
 
 
-def test_multi_frame_rgb_file_is_copied_and_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_multi_frame_rgb_file_is_copied_and_closed(tmp_path: Path, opened_images: list) -> None:
     path = tmp_path / "pages.tif"
     pages = [Image.new("RGB", (16, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
     pages[0].save(path, save_all=True, append_images=pages[1:])
-    opened: list[Image.Image] = []
-    real_open = Image.open
-
-    def recording_open(*args, **kwargs):
-        opened.append(real_open(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(Image, "open", recording_open)
+    opened = opened_images
     out = load_image(path)
     assert out is not opened[0]  # a copy handed over; the original closed, and its file with it
     with pytest.raises(ValueError, match="closed"):
