@@ -284,7 +284,10 @@ def tiled_image(img: Any, grid: TileGrid, runner: NormRunner | None, finish: Fin
         def run(x: np.ndarray, tile: Tile) -> np.ndarray:
             return x
     else:
-        stats = runner.measure(thumbnail(img))
+        small = thumbnail(img)
+        stats = runner.measure(small)
+        if getattr(finish, "wants_palette", False):  # one colour map for every tile, from the thumbnail's pass
+            finish.fit_palette(runner.run(small))
 
         def run(x: np.ndarray, tile: Tile) -> np.ndarray:
             return runner.apply(x, stats, tile.context)

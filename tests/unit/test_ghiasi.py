@@ -268,3 +268,36 @@ def test_onnx_int8_and_engine_flag(tiny_ghiasi, exported, pictures, tmp_path, ca
     assert main(["stylize", str(pictures["photo"]), "-s", str(pictures["a"]), "--model", str(tiny_ghiasi),
                  "--engine", "int8", "-o", str(tmp_path / "o8.png"), "-q"]) == 2
     assert "no INT8 export ships" in capsys.readouterr().err
+
+
+def _mean_color(img) -> np.ndarray:
+    return np.asarray(img, np.float64).reshape(-1, 3).mean(axis=0)
+
+
+def test_palette_moves_the_colours_towards_the_painting(tiny_ghiasi, tmp_path) -> None:
+    st = GhiasiStylizer(tiny_ghiasi, precision="fp32")
+    photo = _image(tmp_path / "p.png", 3, (96, 80))
+    red = tmp_path / "red.png"
+    arr = np.zeros((96, 96, 3), np.uint8)
+    arr[..., 0] = 200 + np.random.default_rng(0).integers(0, 50, (96, 96))
+    Image.fromarray(arr).save(red)
+    target = _mean_color(Image.open(red))
+    dist = {a: np.abs(_mean_color(st.stylize(photo, [red], palette=a).image) - target).sum() for a in (0.0, 0.5, 1.0)}
+    assert dist[1.0] < dist[0.5] < dist[0.0]
+    assert dist[1.0] < 12  # all the way: the painting's mean colour (up to clipping)
+    # one colour map for every tile: tiles and one pass agree in colour
+    tiled = st.stylize(photo, [red], palette=1.0, tile=128, size=300, upscale=True).image
+    whole = st.stylize(photo, [red], palette=1.0, tile=0, size=300, upscale=True).image
+    assert np.abs(_mean_color(tiled) - _mean_color(whole)).max() < 4
+    # no palette with --preserve-color (the photo's colours are asked for) or region masks
+    kept = st.stylize(photo, [red], palette=1.0, preserve_color="luminance").image
+    assert np.abs(_mean_color(kept) - target).sum() > dist[0.5]
+
+
+def test_palette_flag_is_checked_and_reported(tiny_ghiasi, pictures, tmp_path, capsys) -> None:
+    args = ["stylize", str(pictures["photo"]), "-s", str(pictures["a"]), "--method", "ghiasi", "--model",
+            str(tiny_ghiasi), "--engine", "torch", "-o", str(tmp_path / "o.png")]
+    assert main([*args, "--palette", "1.5"]) == 2
+    assert "--palette must be between 0 and 1" in capsys.readouterr().err
+    assert main([*args, "--palette", "0.3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["palette"] == 0.3

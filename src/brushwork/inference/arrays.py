@@ -114,6 +114,21 @@ class Finish:
     strength: float = 1.0
     preserve_color: str | None = None
     keep: np.ndarray | None = None
+    #: the painting's colour (mean, covariance) and how far towards it to move the net's output (0..1)
+    palette: tuple[np.ndarray, np.ndarray] | None = None
+    palette_amount: float = 0.0
+    _affine: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def wants_palette(self) -> bool:
+        return self.palette is not None and self.palette_amount > 0 and self._affine is None
+
+    def fit_palette(self, y: np.ndarray) -> None:
+        """Fix the colour map from the net's output ``y`` (the whole picture, or its thumbnail's pass): every
+        tile then gets the same map."""
+        if self.palette is not None and self.palette_amount > 0:
+            m, c = palette_affine(color_stats(y), self.palette, self.palette_amount)
+            self._affine = (m.astype(np.float32), c.astype(np.float32))
 
     @classmethod
     def of(cls, size: tuple[int, int], strength: float = 1.0, preserve_color: str | None = None,
@@ -123,6 +138,11 @@ class Finish:
         return cls(strength, preserve_color, keep)
 
     def __call__(self, y: np.ndarray, x: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        if self.wants_palette:
+            self.fit_palette(y)
+        if self._affine is not None:
+            m, c = self._affine
+            y = np.clip(np.einsum("ij,bjhw->bihw", m, y) + c[None, :, None, None], 0.0, 1.0)
         if self.preserve_color == "luminance":
             y = combine_luminance(y, x)
         if self.strength < 1:
@@ -131,6 +151,30 @@ class Finish:
             k = self.keep if box is None else self.keep[box[1]:box[3], box[0]:box[2]]
             y = k * y + (1 - k) * x
         return y
+
+
+def color_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(3,)`` and covariance ``(3, 3)`` of the colours of ``(1, 3, H, W)`` float or ``(H, W, 3)`` uint8."""
+    px = (x[0].reshape(3, -1) if x.ndim == 4 else x.reshape(-1, 3).T / 255.0).astype(np.float64)
+    if px.shape[1] > 1 << 18:  # a sample is as good as all of a large picture
+        px = px[:, np.random.default_rng(0).choice(px.shape[1], 1 << 18, replace=False)]
+    return px.mean(axis=1), np.cov(px) + np.eye(3) * 1e-5
+
+
+def _sym_sqrt(c: np.ndarray, inverse: bool = False) -> np.ndarray:
+    w, v = np.linalg.eigh(c)
+    w = np.clip(w, 1e-8, None) ** (-0.5 if inverse else 0.5)
+    return (v * w) @ v.T
+
+
+def palette_affine(src: tuple[np.ndarray, np.ndarray], dst: tuple[np.ndarray, np.ndarray],
+                   amount: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(M, c)`` with ``M @ rgb + c`` moving colours of mean/covariance ``src`` ``amount`` of the way to ``dst``
+    (the symmetric-square-root map of Gatys et al. 2016's colour transfer, as ``image.color.match_color``)."""
+    (mu_s, cov_s), (mu_t, cov_t) = src, dst
+    a = _sym_sqrt(cov_t) @ _sym_sqrt(cov_s, inverse=True)
+    m = (1 - amount) * np.eye(3) + amount * a
+    return m, amount * (mu_t - a @ mu_s)
 
 
 def combine_luminance(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:

@@ -96,6 +96,7 @@ class OrtGhiasi:
                 raise ModelError(f"{self.path} needs its exported .encoder.onnx beside it")
             self.encoder = session(statistics_encoder_path(cache_dir()), threads)
         self._cache: dict[Any, np.ndarray] = {}
+        self._colors: dict[str, Any] = {}
         self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
 
     @classmethod
@@ -164,16 +165,18 @@ class OrtGhiasi:
                 masks: Sequence[ImageInput | None] | None = None, *, size: int | None = None,
                 strength: float = 1.0, blend: str = "linear", preserve_color: str | None = None,
                 mask: ImageInput | None = None, upscale: bool = False, memory_limit: int | None = None,
-                tile: int | None = None, progress: Callable[[int, int], None] | None = None) -> OnePassResult:
+                tile: int | None = None, progress: Callable[[int, int], None] | None = None,
+                palette: float = 0.0) -> OnePassResult:
         """As ``GhiasiStylizer.stylize``: unmasked styles blended into one embedding (``blend``), each
         masked style its own region, ``strength`` towards the photo's own embedding; large photos (or
-        ``tile`` px) in tiles sharing a thumbnail's statistics."""
+        ``tile`` px) in tiles sharing a thumbnail's statistics; ``palette`` (:func:`set_palette`)."""
         weights, masks, unmasked = check_blend_request(styles, weights, masks, strength, preserve_color, size, blend)
         t0 = time.perf_counter()
         notes: list[str] = []
         original, (w, h) = photo_plan(photo, size, upscale, notes)
         grid = plan_pass((w, h), self.widths, "a ghiasi pass", tile, memory_limit)
         finish = Finish.of((w, h), 1.0, preserve_color, mask, notes)
+        set_palette(finish, styles, weights, masks, palette * strength, preserve_color, notes, self._colors)
         own = None
         if strength < 1:
             small = resize(original, fit_size(original.size, self.style_size, allow_upscale=True))
@@ -188,6 +191,45 @@ class OrtGhiasi:
         chosen = {str(Path(s).stem) if isinstance(s, (str, Path)) else f"style{i + 1}": wt / total
                   for i, (s, wt) in enumerate(zip(styles, weights))}
         return OnePassResult(out, time.perf_counter() - t0, (w, h), notes, chosen)
+
+
+#: how far ghiasi moves its output's colours towards the painting's by default (0..1): the net alone keeps
+#: too much of the photo's palette; half the way measured best on held-out pairs (benchmarks/results/ghiasi.md)
+DEFAULT_PALETTE = 0.5
+
+
+def painting_colors(style: Any, cache: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The colour mean and covariance of a painting (None for a preset, which stores no pixels)."""
+    from brushwork.inference.arrays import color_stats
+    from brushwork.styles import style_source
+
+    key = str(style) if isinstance(style, (str, Path)) else None
+    if key is not None and key in cache:
+        return cache[key]
+    src = style_source(style)
+    out = None
+    if not isinstance(src, tuple):
+        img = load_image(src, what="style image")
+        out = color_stats(np.asarray(resize(img, fit_size(img.size, 256)), dtype=np.uint8))
+    if key is not None:
+        cache[key] = out
+    return out
+
+
+def set_palette(finish: Finish, styles: Sequence[Any], weights: Sequence[float], masks: Sequence[Any],
+                amount: float, preserve_color: str | None, notes: list[str], cache: dict[str, Any]) -> None:
+    """Have ``finish`` move the output's colours ``amount`` of the way to the paintings' (their weighted mean
+    and covariance): not with region masks (each region has its own painting) or ``preserve_color``."""
+    if amount <= 0 or preserve_color is not None or any(m is not None for m in masks):
+        return
+    colors = [painting_colors(s, cache) for s in styles]
+    if any(c is None for c in colors):
+        notes.append("palette: a preset stores no pixels, so the net's own colours are kept")
+        return
+    total = float(sum(weights))
+    mean = sum(w / total * c[0] for w, c in zip(weights, colors))
+    cov = sum(w / total * c[1] for w, c in zip(weights, colors))
+    finish.palette, finish.palette_amount = (mean, cov), float(amount)
 
 
 #: what a ghiasi pass paints: (embedding, region plane ``(H, W)`` or None for everywhere else), in order

@@ -240,6 +240,9 @@ class GhiasiOptions:
     blend: str | None = option(choices=("linear", "slerp"),
                                help="ghiasi: how several paintings mix: linear (weighted mean of their embeddings, "
                                     "default) or slerp (spherical interpolation)")
+    palette: float | None = option(type=number, metavar="F",
+                                   help="ghiasi: move the output's colours towards the painting's, 0..1 (default "
+                                        "0.5; 0 = the net's own colours; off with --preserve-color or --mask-for)")
 
 
 @register
@@ -300,15 +303,25 @@ class GhiasiMethod(Method):
         r = loaded.stylize(photo, [s for s, _ in request.styles], [w for _, w in request.styles],
                            request.style_masks(), size=request.size, strength=_strength(request),
                            blend=o.blend or "linear", preserve_color=request.preserve_color, mask=request.mask,
-                           upscale=request.upscale, tile=request.tile, progress=request.tile_progress)
+                           upscale=request.upscale, tile=request.tile, progress=request.tile_progress,
+                           palette=self._palette(o))
         return Result(r.image, r.seconds, r.size, r.notes,
                       {"strength": _strength(request), "styles": [s for s, _ in request.styles],
-                       "blend": o.blend or "linear"}, r)
+                       "blend": o.blend or "linear", "palette": self._palette(o)}, r)
 
     def model_files(self, request: Request) -> list[Path]:
         from brushwork.registry import models_dir
 
         return [self._folder(request) or models_dir() / "ghiasi"]
+
+    @staticmethod
+    def _palette(o: GhiasiOptions) -> float:
+        from brushwork.inference.ghiasi import DEFAULT_PALETTE
+
+        value = DEFAULT_PALETTE if o.palette is None else o.palette
+        if not 0 <= value <= 1:
+            raise ConfigError(f"--palette must be between 0 and 1, got {value}")
+        return value
 
 
 @dataclass(frozen=True)

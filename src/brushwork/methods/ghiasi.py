@@ -249,6 +249,7 @@ class GhiasiStylizer:
         self.encoder = encoder if encoder is not None else load_encoder(
             net.config.encoder, last_layer=STAT_LAYERS[-1], device=self.device)
         self._cache: dict[Any, torch.Tensor] = {}
+        self._colors: dict[str, Any] = {}
 
     def statistics(self, image: torch.Tensor) -> torch.Tensor:
         """``(1, STAT_DIM)`` statistics of an image ``(1, 3, H, W)`` in 0..1."""
@@ -296,12 +297,13 @@ class GhiasiStylizer:
                 masks: Sequence[ImageInput | None] | None = None, *, size: int | None = None,
                 strength: float = 1.0, blend: str = "linear", preserve_color: str | None = None,
                 mask: ImageInput | None = None, upscale: bool = False, memory_limit: int | None = None,
-                tile: int | None = None, progress: Callable[[int, int], None] | None = None) -> GhiasiResult:
+                tile: int | None = None, progress: Callable[[int, int], None] | None = None,
+                palette: float = 0.0) -> GhiasiResult:
         """One pass per embedding: unmasked styles blended into one (``blend``), each masked style
         its own region; ``strength`` interpolates the embedding towards the photo's own (Ghiasi's
         way, not a pixel blend); ``mask``: white = styled, black = the photo kept. Large photos (or
         ``tile`` px) run in tiles sharing a thumbnail's statistics (:mod:`brushwork.tiling`)."""
-        from brushwork.inference.ghiasi import RegionRunner, region_embeddings
+        from brushwork.inference.ghiasi import RegionRunner, region_embeddings, set_palette
         from brushwork.methods.thumbnorm import TorchNormRunner
 
         weights, masks, unmasked = arrays.check_blend_request(styles, weights, masks, strength, preserve_color, size,
@@ -313,6 +315,7 @@ class GhiasiStylizer:
                                 2 if self.dtype == torch.bfloat16 else 4, available_memory_bytes(self.device),
                                 self.device.type)
         finish = arrays.Finish.of((w, h), 1.0, preserve_color, mask, notes)
+        set_palette(finish, styles, weights, masks, palette * strength, preserve_color, notes, self._colors)
         own = None
         if strength < 1:
             small = resize(photo_img, fit_size(photo_img.size, self.config.style_size, allow_upscale=True))
