@@ -301,3 +301,13 @@ def test_palette_flag_is_checked_and_reported(tiny_ghiasi, pictures, tmp_path, c
     assert "--palette must be between 0 and 1" in capsys.readouterr().err
     assert main([*args, "--palette", "0.3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["palette"] == 0.3
+
+
+def test_soft_gamut_rolls_off_instead_of_clipping() -> None:
+    from brushwork.inference.arrays import soft_gamut
+
+    v = np.linspace(-0.5, 1.5, 201, dtype=np.float32)
+    out = soft_gamut(v)
+    assert np.all(np.diff(out) > 0) and out.min() > 0 and out.max() < 1  # monotonic, never at 0 or 1
+    middle = (v > 0.1) & (v < 0.9)
+    assert np.array_equal(out[middle], v[middle])
