@@ -50,7 +50,8 @@ class StylizeOptions:
         if self.method is None:
             from brushwork.methods.registry import infer_method
 
-            self.method = infer_method({"decoder": self.decoder, "blend": self.blend}, self.model).name
+            self.method = infer_method({"decoder": self.decoder, "blend": self.blend,
+                                        "preserve_color": self.preserve_color}, self.model).name
 
     def validate(self) -> None:
         from brushwork.methods.registry import get_method

@@ -395,7 +395,10 @@ def test_default_method_follows_the_options(capsys, images, tmp_path, tiny_decod
     monkeypatch.setattr(adain_mod, "builtin_decoder_dir", lambda: tiny_decoder)
     out, _ = run_ok(capsys, "stylize", images["photo"], "-s", "starry_night", "--size", 64, "--json",
                     "-o", tmp_path / "b.png")
-    assert json.loads(out)["method"] == "adain"
+    assert json.loads(out)["method"] == "ghiasi"  # the default for any painting (ranked above adain)
+    out, _ = run_ok(capsys, "stylize", images["photo"], "-s", "starry_night", "--size", 64, "--decoder",
+                    tiny_decoder, "--json", "-o", tmp_path / "d.png")
+    assert json.loads(out)["method"] == "adain"  # --decoder is adain's
     out, _ = run_ok(capsys, "stylize", images["photo"], "-s", "starry_night", "--size", 64, "--steps", 1, "--json",
                     "-o", tmp_path / "c.png")
     assert json.loads(out)["method"] == "optimize"  # --steps only makes sense for optimization

@@ -51,6 +51,9 @@ def test_options_of_another_method_are_refused() -> None:
 def test_method_is_inferred_from_options_and_model(monkeypatch) -> None:
     assert infer_method({"steps": 5}).name == "optimize"
     assert infer_method({"decoder": "dir"}).name == "adain"
+    # a colour control the default lacks picks the best-ranked method that has it
+    assert infer_method({"preserve_color": "match"}).name == "adain"
+    assert infer_method({"preserve_color": "luminance"}).name == registry.default_method().name
     assert infer_method({"blend": "slerp"}).name == "ghiasi"
     assert infer_method({}, model="starry_night").name == "feedforward"
     assert infer_method({}).name == registry.default_method().name

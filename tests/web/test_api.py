@@ -136,7 +136,7 @@ def test_own_painting_and_registry_method(client, small_photo, painting):
     files = {"painting": ("p.png", png_bytes(painting))}
     r = _post(client, png_bytes(small_photo), files=files, size=128)
     assert r.status_code == 200, r.text
-    assert r.headers["x-brushwork-method"] == "adain"  # the registry's default for any painting
+    assert r.headers["x-brushwork-method"] == "ghiasi"  # the registry's default for any painting
     g = _post(client, png_bytes(small_photo), style="woman_with_hat", method="ghiasi", size=128)
     assert g.status_code == 200 and g.headers["x-brushwork-method"] == "ghiasi", g.text
 
@@ -323,4 +323,4 @@ def test_results_carry_the_watermark_and_provenance(client, small_photo, paintin
         with Image.open(io.BytesIO(r.content)) as img:
             record = read_provenance(img)
             assert detect_watermark(img).detected
-        assert record["method"] == "adain" and "sha256" in record["styles"][0]  # the upload by hash, no name
+        assert record["method"] == "ghiasi" and "sha256" in record["styles"][0]  # the upload by hash, no name

@@ -266,15 +266,20 @@ def options_from(method: Method, values: dict[str, Any]) -> Any:
 
 def infer_method(values: dict[str, Any], model: str | None = None) -> Method:
     """The method a request means when it names none: a trained --model's own kind; otherwise the
-    default method if it takes every option given, else the first method that does."""
+    default method if it takes every option given (and the ``preserve_color`` asked), else the
+    best-ranked one-pass method that does, else the first method that does."""
     if model:
         return get_method(model_method(model))
     given = {name for name, (_, _) in all_options().items() if values.get(name) not in (None, False, [])}
-    candidates = [m for m in methods() if given <= {f.name for f in option_fields(m)} and not m.needs_model]
+    colour = values.get("preserve_color")
+    candidates = [m for m in methods() if given <= {f.name for f in option_fields(m)} and not m.needs_model
+                  and (colour is None or colour in m.preserve_colors)]
     default = default_method()
     if default in candidates or not candidates:
         return default
-    return candidates[0]
+    # the best-ranked available one-pass method that takes them all, else the first that does (optimize)
+    return sorted(candidates, key=lambda m: -m.default_rank if m.one_pass and m.arbitrary and m.available()
+                  else 1)[0]
 
 
 def model_method(model: str) -> str:
