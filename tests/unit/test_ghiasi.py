@@ -124,19 +124,23 @@ def test_slerp_and_blends() -> None:
 def test_stylizer_controls(tiny_ghiasi, pictures) -> None:
     st = GhiasiStylizer(tiny_ghiasi, precision="fp32")
     photo = np.asarray(Image.open(pictures["photo"]), dtype=float)
-    ra = st.stylize(pictures["photo"], [str(pictures["a"])])
-    rb = st.stylize(pictures["photo"], [str(pictures["b"])])
+    # the net's own colours (--palette 0): a region style below is composited from exactly these
+    ra = st.stylize(pictures["photo"], [str(pictures["a"])], palette=0.0)
+    rb = st.stylize(pictures["photo"], [str(pictures["b"])], palette=0.0)
     a, b = np.asarray(ra.image, dtype=float), np.asarray(rb.image, dtype=float)
     assert ra.size == (80, 64) and np.abs(a - b).mean() > 1.0  # two paintings, two pictures
     # strength 0 is the photo itself; strength moves the embedding, so 0.5 lies between
     r0 = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"])], strength=0.0).image, dtype=float)
     assert np.abs(r0 - photo).max() <= 1
-    half = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"])], strength=0.5).image, dtype=float)
+    half = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"])], strength=0.5, palette=0.0).image,
+                      dtype=float)
     assert np.abs(half - a).mean() > 0 and np.abs(half - photo).mean() > 0.5
     # a blend differs from both ends; slerp and linear agree at the ends
-    lin = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"]), str(pictures["b"])], [1, 1]).image, float)
+    lin = np.asarray(st.stylize(pictures["photo"], [str(pictures["a"]), str(pictures["b"])], [1, 1],
+                                palette=0.0).image, float)
     assert np.abs(lin - a).mean() > 0.1 and np.abs(lin - b).mean() > 0.1
-    end = st.stylize(pictures["photo"], [str(pictures["a"]), str(pictures["b"])], [1, 0], blend="slerp").image
+    end = st.stylize(pictures["photo"], [str(pictures["a"]), str(pictures["b"])], [1, 0], blend="slerp",
+                     palette=0.0).image
     assert np.abs(np.asarray(end, dtype=float) - a).max() <= 1
     # a region style: the left half painted with b, the right with a
     m = np.zeros((64, 80), np.uint8)

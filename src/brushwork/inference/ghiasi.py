@@ -166,7 +166,7 @@ class OrtGhiasi:
                 strength: float = 1.0, blend: str = "linear", preserve_color: str | None = None,
                 mask: ImageInput | None = None, upscale: bool = False, memory_limit: int | None = None,
                 tile: int | None = None, progress: Callable[[int, int], None] | None = None,
-                palette: float = 0.0) -> OnePassResult:
+                palette: float | None = None) -> OnePassResult:
         """As ``GhiasiStylizer.stylize``: unmasked styles blended into one embedding (``blend``), each
         masked style its own region, ``strength`` towards the photo's own embedding; large photos (or
         ``tile`` px) in tiles sharing a thumbnail's statistics; ``palette`` (:func:`set_palette`)."""
@@ -176,7 +176,7 @@ class OrtGhiasi:
         original, (w, h) = photo_plan(photo, size, upscale, notes)
         grid = plan_pass((w, h), self.widths, "a ghiasi pass", tile, memory_limit)
         finish = Finish.of((w, h), 1.0, preserve_color, mask, notes)
-        set_palette(finish, styles, weights, masks, palette * strength, preserve_color, notes, self._colors)
+        set_palette(finish, styles, weights, masks, palette, strength, preserve_color, notes, self._colors)
         own = None
         if strength < 1:
             small = resize(original, fit_size(original.size, self.style_size, allow_upscale=True))
@@ -217,14 +217,21 @@ def painting_colors(style: Any, cache: dict[str, Any]) -> tuple[np.ndarray, np.n
 
 
 def set_palette(finish: Finish, styles: Sequence[Any], weights: Sequence[float], masks: Sequence[Any],
-                amount: float, preserve_color: str | None, notes: list[str], cache: dict[str, Any]) -> None:
-    """Have ``finish`` move the output's colours ``amount`` of the way to the paintings' (their weighted mean
-    and covariance): not with region masks (each region has its own painting) or ``preserve_color``."""
+                palette: float | None, strength: float, preserve_color: str | None, notes: list[str],
+                cache: dict[str, Any]) -> None:
+    """Have ``finish`` move the output's colours ``palette`` (None: :data:`DEFAULT_PALETTE`) of the way to the
+    paintings' (their weighted mean and covariance), scaled by ``strength``: not with region masks (each
+    region has its own painting) or ``preserve_color``. A preset stores no pixels: its styles keep the net's
+    colours (said in a note when a palette was asked for)."""
+    if palette is not None and not 0 <= palette <= 1:
+        raise ConfigError(f"--palette must be between 0 and 1, got {palette}")
+    amount = (DEFAULT_PALETTE if palette is None else palette) * strength
     if amount <= 0 or preserve_color is not None or any(m is not None for m in masks):
         return
     colors = [painting_colors(s, cache) for s in styles]
     if any(c is None for c in colors):
-        notes.append("palette: a preset stores no pixels, so the net's own colours are kept")
+        if palette is not None:
+            notes.append("--palette: a preset stores no pixels, so the net's own colours are kept")
         return
     total = float(sum(weights))
     mean = sum(w / total * c[0] for w, c in zip(weights, colors))

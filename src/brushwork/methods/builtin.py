@@ -307,7 +307,7 @@ class GhiasiMethod(Method):
                            request.style_masks(), size=request.size, strength=_strength(request),
                            blend=o.blend or "linear", preserve_color=request.preserve_color, mask=request.mask,
                            upscale=request.upscale, tile=request.tile, progress=request.tile_progress,
-                           palette=self._palette(o))
+                           palette=o.palette)
         return Result(r.image, r.seconds, r.size, r.notes,
                       {"strength": _strength(request), "styles": [s for s, _ in request.styles],
                        "blend": o.blend or "linear", "palette": self._palette(o)}, r)
@@ -321,10 +321,7 @@ class GhiasiMethod(Method):
     def _palette(o: GhiasiOptions) -> float:
         from brushwork.inference.ghiasi import DEFAULT_PALETTE
 
-        value = DEFAULT_PALETTE if o.palette is None else o.palette
-        if not 0 <= value <= 1:
-            raise ConfigError(f"--palette must be between 0 and 1, got {value}")
-        return value
+        return DEFAULT_PALETTE if o.palette is None else o.palette
 
 
 @dataclass(frozen=True)

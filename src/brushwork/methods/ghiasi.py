@@ -298,7 +298,7 @@ class GhiasiStylizer:
                 strength: float = 1.0, blend: str = "linear", preserve_color: str | None = None,
                 mask: ImageInput | None = None, upscale: bool = False, memory_limit: int | None = None,
                 tile: int | None = None, progress: Callable[[int, int], None] | None = None,
-                palette: float = 0.0) -> GhiasiResult:
+                palette: float | None = None) -> GhiasiResult:
         """One pass per embedding: unmasked styles blended into one (``blend``), each masked style
         its own region; ``strength`` interpolates the embedding towards the photo's own (Ghiasi's
         way, not a pixel blend); ``mask``: white = styled, black = the photo kept. Large photos (or
@@ -315,7 +315,7 @@ class GhiasiStylizer:
                                 2 if self.dtype == torch.bfloat16 else 4, available_memory_bytes(self.device),
                                 self.device.type)
         finish = arrays.Finish.of((w, h), 1.0, preserve_color, mask, notes)
-        set_palette(finish, styles, weights, masks, palette * strength, preserve_color, notes, self._colors)
+        set_palette(finish, styles, weights, masks, palette, strength, preserve_color, notes, self._colors)
         own = None
         if strength < 1:
             small = resize(photo_img, fit_size(photo_img.size, self.config.style_size, allow_upscale=True))
