@@ -43,6 +43,7 @@ class StylizeOptions:
     style_size: int | None = None  # adain: 512 when None; ghiasi: the model's own
     method: str | None = None
     blend: str | None = None
+    palette: float | None = None  # ghiasi: how far the colours move to the painting's (None: its default)
     tile: int | None = None  # tiles of this many px; None: automatic above 2048 px; 0: never
     stroke_scale: float | None = None  # strokes this many times larger (brushwork.strokes)
 
@@ -50,7 +51,7 @@ class StylizeOptions:
         if self.method is None:
             from brushwork.methods.registry import infer_method
 
-            self.method = infer_method({"decoder": self.decoder, "blend": self.blend,
+            self.method = infer_method({"decoder": self.decoder, "blend": self.blend, "palette": self.palette,
                                         "preserve_color": self.preserve_color}, self.model).name
 
     def validate(self) -> None:
@@ -81,7 +82,7 @@ class StylizeOptions:
 
         method = get_method(str(self.method))
         own = {f.name for f in fields(method.Options)}
-        values = {"decoder": self.decoder, "style_size": self.style_size, "blend": self.blend}
+        values = {"decoder": self.decoder, "style_size": self.style_size, "blend": self.blend, "palette": self.palette}
         opts = method.Options(**{k: v for k, v in values.items() if k in own})
         return Request(styles=list(self.styles), options=opts, size=self.size, strength=self.strength,
                        preserve_color=self.preserve_color, model=self.model, engine=self.engine, device=self.device,

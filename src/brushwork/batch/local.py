@@ -80,7 +80,7 @@ class BatchSettings:
         }
         if not self.watermark:  # only when off, so the digests of earlier runs stay valid
             rec["watermark"] = False
-        for name in ("tile", "stroke_scale"):  # likewise only when set
+        for name in ("tile", "stroke_scale", "palette"):  # likewise only when set
             if getattr(o, name) is not None:
                 rec[name] = getattr(o, name)
         if o.method not in ("feedforward", "adain"):  # any other registered method: the files it declares

@@ -87,6 +87,8 @@ def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[
                    help="AdaIN: the painting's longest side when encoded (default 512)")
     p.add_argument("--blend", choices=["linear", "slerp"], default=None,
                    help="ghiasi: how several paintings mix (linear mean of their embeddings, or slerp)")
+    p.add_argument("--palette", type=number, default=None, metavar="F",
+                   help="ghiasi: move the colours towards the painting's, 0..1 (default 0.5; 0 = the net's own)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -103,4 +105,5 @@ def stylize_options(args: argparse.Namespace, size: int | None) -> Any:
     return StylizeOptions(model=args.model, styles=styles, size=size, strength=args.strength,
                           preserve_color=args.preserve_color, engine=args.engine, device=args.device,
                           precision=args.precision, decoder=args.decoder, style_size=args.style_size,
-                          method=args.method, blend=args.blend, tile=args.tile, stroke_scale=args.stroke_scale)
+                          method=args.method, blend=args.blend, palette=args.palette, tile=args.tile,
+                          stroke_scale=args.stroke_scale)
