@@ -92,8 +92,10 @@ TILE_PAD = 64
 ALIGN = 16
 #: float32 image-sized planes a tiled scale keeps at full size, per colour channel: the image and its start
 #: copy, the photo and its target, the painting at this scale, the cross-fade weights and the final
-#: post-processing's temporaries (colour conversions, the uint8 result). Plus one per mask.
-TILED_FULL_PLANES = 12
+#: post-processing's temporaries (colour conversions, the uint8 result). Plus one per mask. Calibrated on
+#: the whole CLI command (benchmarks/bench_gatys_tiled.py: 4096x3072 in 20 tiles peaked at 6.35 GiB RSS,
+#: JPEG and watermark included; 12 priced it at 6.1).
+TILED_FULL_PLANES = 16
 
 
 @dataclass
