@@ -280,8 +280,15 @@ def _step_progress(bar: _LazyBar, out: Path, snapshot_every: int | None) -> Any:
     from brushwork.image.io import save_image
 
     def progress(info: Any) -> None:
+        total = getattr(info, "total", None)
+        if total and bar.kwargs["total"] != total:  # tiled scales count their steps once per tile
+            bar.kwargs["total"] = total
+            if bar.bar is not None:
+                bar.bar.total = total
+        tiles = getattr(info, "tiles", 0) or 0
+        extra = {"tile": f"{info.tile + 1}/{tiles}"} if tiles > 1 and getattr(info, "tile", None) is not None else {}
         bar.set_postfix(style=f"{info.losses['style']:.3g}", content=f"{info.losses['content']:.3g}",
-                        size=f"{info.sizes[info.scale][0]}x{info.sizes[info.scale][1]}")
+                        size=f"{info.sizes[info.scale][0]}x{info.sizes[info.scale][1]}", **extra)
         bar.update(1)
         if snapshot_every and info.step % snapshot_every == 0:
             save_image(info.image(), out.with_name(f"{out.stem}_step{info.step:05d}{out.suffix}"))
