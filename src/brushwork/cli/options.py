@@ -88,7 +88,7 @@ def add_stylizer_options(p: argparse.ArgumentParser, what: str, preserve: tuple[
     p.add_argument("--blend", choices=["linear", "slerp"], default=None,
                    help="ghiasi: how several paintings mix (linear mean of their embeddings, or slerp)")
     p.add_argument("--palette", type=number, default=None, metavar="F",
-                   help="ghiasi: move the colours towards the painting's, 0..1 (default 0.5; 0 = the net's own)")
+                   help="ghiasi: move the colours towards the painting's, 0..1 (default 0.15; 0 = the net's own)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],

@@ -242,7 +242,7 @@ class GhiasiOptions:
                                     "default) or slerp (spherical interpolation)")
     palette: float | None = option(type=number, metavar="F",
                                    help="ghiasi: move the output's colours towards the painting's, 0..1 (default "
-                                        "0.5; 0 = the net's own colours; off with --preserve-color or --mask-for)")
+                                        "0.15; 0 = the net's own colours; off with --preserve-color or --mask-for)")
 
 
 @register
