@@ -139,7 +139,10 @@ def test_engine_int8_runs_the_shipped_cin_export_and_refuses_elsewhere(models, m
     assert max(Image.open(out).size) == 96
     capsys.readouterr()
     for extra, match in ((["--model", str(models["cin"]), "-s", "stars"], "no INT8 export ships with cin"),
-                         (["-s", str(media_files.painting2)], "no INT8 AdaIN")):
+                         (["-s", str(media_files.painting2), "--method", "adain"], "no INT8 AdaIN")):
         assert main(["stylize", photo_path, *extra, "--engine", "int8", "-o", str(tmp_path / "x.png")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and match in err[0], err
+    # the default for any painting (ghiasi) ships its INT8 transformer
+    assert main(["stylize", photo_path, "-s", str(media_files.painting2), "--engine", "int8", "--size", "96",
+                 "-o", str(tmp_path / "g.png")]) == 0
