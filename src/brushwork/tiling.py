@@ -154,24 +154,6 @@ def needs_tiles(width: int, height: int, tile: int | None, threshold: int = DEFA
     return max(width, height) > threshold
 
 
-def run_tiled(fn: Callable[[Any, Tile], Any], image: Any, grid: TileGrid, out: Any,
-              weights: Callable[[np.ndarray], Any] = lambda w: w,
-              progress: Callable[[int, int], None] | None = None) -> Any:
-    """Accumulate ``fn(image[..., context], tile)`` (an array of the context's size) over every tile of
-    ``grid`` into ``out`` (zeros of the output's shape), each tile's ``box`` weighted by its cross-fade;
-    ``weights`` converts a numpy weight array to ``out``'s kind (e.g. a torch tensor on a device).
-    ``progress(done, total)`` is called after each tile."""
-    total = len(grid)
-    for tile in grid:
-        cx0, cy0, cx1, cy1 = tile.context
-        y = fn(image[..., cy0:cy1, cx0:cx1], tile)
-        x0, y0, x1, y1 = tile.box
-        out[..., y0:y1, x0:x1] += tile.crop(y) * weights(tile.weights())
-        if progress is not None:
-            progress(tile.index + 1, total)
-    return out
-
-
 #: bytes per output pixel a tiled job holds besides its tile pass: the photo (uint8), the float32
 #: accumulator, the uint8 result, a float32 mask plane
 TILED_BYTES_PER_PIXEL = 3 + 12 + 3 + 4

@@ -47,7 +47,7 @@ def to_array(img: Image.Image) -> np.ndarray:
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:
-    """A float32 ``(H, W, 3)`` array in 0..1 as uint8, rounded, computed in place (``arr`` is overwritten)."""
+    """A float32 array in 0..1 as uint8, rounded, computed in place (``arr`` is overwritten)."""
     np.clip(arr, 0.0, 1.0, out=arr)
     arr *= 255.0
     arr += 0.5
@@ -59,11 +59,7 @@ def to_image(arr: np.ndarray, inplace: bool = False) -> Image.Image:
     ``from_tensor``), with one float copy at most (none if ``inplace``, which overwrites a float32 ``arr``):
     a 48 MP output must not cost four."""
     x = arr[0] if arr.ndim == 4 else arr
-    x = np.clip(x, 0.0, 1.0, out=x) if inplace and x.dtype == np.float32 else np.clip(x, 0.0, 1.0, dtype=np.float32)
-    x *= 255.0
-    x += 0.5
-    u8 = x.astype(np.uint8)
-    del x
+    u8 = to_uint8(x if inplace and x.dtype == np.float32 else x.astype(np.float32))
     return Image.fromarray(np.ascontiguousarray(u8 if arr.ndim == 3 else u8.transpose(1, 2, 0)), mode="RGB")
 
 
