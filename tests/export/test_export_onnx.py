@@ -43,10 +43,12 @@ def models(tmp_path_factory) -> dict[str, Path]:
     TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2,
                                      style_names=("waves", "stars"))).save_pretrained(root / "cin")
     StyleBankNet(StyleBankConfig(widths=(4, 8, 8), style_names=("waves", "stars"))).save_pretrained(root / "bank")
-    return {k: root / k for k in ("johnson", "cin", "bank")}
+    TransformerNet(TransformerConfig(widths=(6, 8, 8), n_residual=1, n_styles=2, end_kernel=3, subpixel=True,
+                                     style_names=("waves", "stars"))).save_pretrained(root / "subpixel")
+    return {k: root / k for k in ("johnson", "cin", "bank", "subpixel")}
 
 
-@pytest.mark.parametrize("kind", ["johnson", "cin", "bank"])
+@pytest.mark.parametrize("kind", ["johnson", "cin", "bank", "subpixel"])
 def test_feedforward_export_matches_torch(kind, models, photo, tmp_path) -> None:
     out = export_feedforward(models[kind], tmp_path / f"{kind}.onnx")
     meta = read_meta(out)

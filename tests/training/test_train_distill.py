@@ -15,7 +15,7 @@ from PIL import Image
 from brushwork.cli.main import build_parser, main
 from brushwork.cli.train import DISTILL_DEFAULTS
 from brushwork.errors import ConfigError
-from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+from brushwork.methods.feedforward import SUBPIXEL_FROM_PLAIN, TransformerConfig, TransformerNet
 from brushwork.training.distill import (
     DistillConfig,
     distill_feedforward,
@@ -82,6 +82,28 @@ def test_smaller_kernels_take_the_centre_and_new_layers_start_fresh():
     assert "down.0.conv.weight" in transfer_weights(narrow, t)
 
 
+def test_subpixel_student_copies_the_teachers_middle_and_runs_nothing_at_full_resolution():
+    t = _teacher_net()
+    s = TransformerNet(TransformerConfig(widths=(6, 8, 8), n_residual=2, end_kernel=3, n_styles=3,
+                                         style_names=NAMES, subpixel=True)).eval()
+    fresh = transfer_weights(s, t, SUBPIXEL_FROM_PLAIN)
+    assert torch.equal(s.down[1].conv.weight, t.down[2].conv.weight)  # the 1/2 -> 1/4 stage
+    assert torch.equal(s.res[1].b.norm.gamma, t.res[1].b.norm.gamma) and torch.equal(s.up[0].conv.weight,
+                                                                                      t.up[0].conv.weight)
+    assert {n.split(".")[0] + "." + n.split(".")[1] for n in fresh} == {"down.0", "up.1", "out.1"}
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for m in s.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    x = torch.rand(2, 3, 36, 52)
+    y = s(x, torch.eye(3)[:2])
+    for h in hooks:
+        h.remove()
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+    assert max(sizes) == 26  # every convolution runs at half width (52 / 2) or less
+    cfg = student_config(t.config, DistillConfig(teacher="x", content=[], out_dir="o", subpixel=True))
+    assert cfg.subpixel and cfg.widths == t.config.widths
+
+
 def test_student_config_keeps_styles_and_changes_only_what_is_asked():
     t = _teacher_net().config
     s = student_config(t, DistillConfig(teacher="x", content=[], out_dir="o", end_kernel=5))
@@ -141,11 +163,13 @@ def test_cli_distill_and_its_defaults(teacher, content, tmp_path, capsys):
     defaults = {f.name: f.default for f in fields(DistillConfig)}
     assert all(defaults[k] == v for k, v in DISTILL_DEFAULTS.items())
     args = build_parser().parse_args(["train", "distill", "--teacher", "cin", "--content", "c", "-o", "o"])
-    assert (args.widths, args.residual, args.end_kernel, args.blend) == (None, None, None, defaults["blend"])
+    assert (args.widths, args.residual, args.end_kernel, args.blend, args.subpixel) == (
+        None, None, None, defaults["blend"], False)
     assert main(["train", "distill", "--teacher", str(teacher), "--content", str(content), "-o", str(tmp_path / "d"),
-                 "--steps", "2", "--batch", "1", "--crop", "64", "--residual", "1", "-q"]) == 0
+                 "--steps", "2", "--batch", "1", "--crop", "64", "--residual", "1", "--subpixel", "-q"]) == 0
     assert "distilled model ->" in capsys.readouterr().out
-    assert TransformerNet.from_pretrained(tmp_path / "d" / "model").config.n_residual == 1
+    made = TransformerNet.from_pretrained(tmp_path / "d" / "model").config
+    assert made.n_residual == 1 and made.subpixel
     assert main(["train", "distill", "--teacher", "starry_nite", "--content", str(content), "-o",
                  str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err.strip()

@@ -103,11 +103,11 @@ def _region_means(img: Image.Image) -> np.ndarray:
     return np.array([a[:, : w // 2].mean(), a[:, w // 2:].mean()])
 
 
-def _tiny_net(seed: int = 0):
+def _tiny_net(seed: int = 0, subpixel: bool = False):
     from brushwork.methods.feedforward import TransformerConfig, TransformerNet
 
     torch.manual_seed(seed)
-    return TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2)).eval()
+    return TransformerNet(TransformerConfig(widths=(4, 8, 8), n_residual=1, n_styles=2, subpixel=subpixel)).eval()
 
 
 def test_torch_norm_hooks_with_own_statistics_change_nothing() -> None:
@@ -157,11 +157,12 @@ def test_tiles_with_the_thumbnails_statistics_stay_like_one_pass_and_naive_tiles
     assert diff < 6.0  # in 0..255: the same picture, up to what context does at tile edges
 
 
-def test_onnx_graph_rewrite_measures_and_applies_statistics(tmp_path) -> None:
+@pytest.mark.parametrize(("subpixel", "norms"), [(False, 7), (True, 6)])  # 3 or 2 down, 2 residual, 2 up
+def test_onnx_graph_rewrite_measures_and_applies_statistics(subpixel, norms, tmp_path) -> None:
     from brushwork.export.onnx import export_feedforward
     from brushwork.inference.feedforward import OrtFeedForward
 
-    net = _tiny_net(1)
+    net = _tiny_net(1, subpixel)
     folder = tmp_path / "m"
     net.save_pretrained(folder)
     ff = OrtFeedForward(export_feedforward(folder, tmp_path / "m.onnx"))
@@ -170,7 +171,7 @@ def test_onnx_graph_rewrite_measures_and_applies_statistics(tmp_path) -> None:
     plain = ff.transform(x, w)
     runner = ff.runner(w)
     stats = runner.measure(x)
-    assert len(stats) == 7 and stats[0][0].shape == (4,)  # 3 down, 2 in the residual block, 2 up
+    assert len(stats) == norms and stats[0][0].shape == (8 if subpixel else 4,)
     assert np.abs(runner.apply(x, stats) - plain).max() < 1e-4
     assert np.abs(runner.run(x) - plain).max() < 1e-6
     # the torch net with the same statistics agrees with the graph

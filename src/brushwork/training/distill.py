@@ -25,7 +25,7 @@ from torch import nn
 
 from brushwork.encoders.hub import sha256_of
 from brushwork.errors import ConfigError
-from brushwork.methods.feedforward import TransformerConfig, TransformerNet
+from brushwork.methods.feedforward import SUBPIXEL_FROM_PLAIN, TransformerConfig, TransformerNet
 from brushwork.pretrained import WEIGHTS, frozen, norm_net_memory_format
 from brushwork.registry import resolve_model
 from brushwork.runtime import autocast, resolve_device, resolve_precision
@@ -37,7 +37,8 @@ from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, r
 
 @dataclass
 class DistillConfig:
-    """A distillation run. ``widths``/``n_residual``/``end_kernel`` None keep the teacher's.
+    """A distillation run. ``widths``/``n_residual``/``end_kernel`` None keep the teacher's;
+    ``subpixel`` True makes a student with no full-resolution layers (:class:`TransformerConfig`).
 
     ``lr`` 2e-4: a fifth of from-scratch training, since the student starts close to the
     teacher and a large step would first undo what it copied. ``blend``: the share of batch
@@ -50,6 +51,7 @@ class DistillConfig:
     widths: tuple[int, ...] | None = None
     n_residual: int | None = None
     end_kernel: int | None = None
+    subpixel: bool = False
     steps: int = 3000
     batch: int = 8
     crop: int = 256
@@ -82,11 +84,14 @@ def student_config(teacher: TransformerConfig, cfg: DistillConfig) -> Transforme
     """The teacher's config with the sizes ``cfg`` changes (same styles, same names)."""
     changes = {k: v for k, v in (("widths", cfg.widths), ("n_residual", cfg.n_residual),
                                  ("end_kernel", cfg.end_kernel)) if v is not None}
-    return replace(teacher, **changes)
+    return replace(teacher, **changes, subpixel=cfg.subpixel or teacher.subpixel)
 
 
-def transfer_weights(student: nn.Module, teacher: nn.Module) -> list[str]:
+def transfer_weights(student: nn.Module, teacher: nn.Module, rename: dict[str, str] | None = None) -> list[str]:
     """Copy every teacher tensor whose name the student shares into it; returns the names left as initialised.
+
+    ``rename`` maps student name prefixes to the teacher's where the same layer sits elsewhere
+    (a sub-pixel student of a plain teacher: :data:`SUBPIXEL_FROM_PLAIN`).
 
     Same shape: copied. A conv kernel that is smaller but otherwise alike takes the teacher
     kernel's centre (the taps that matter most). Anything else (other channel counts,
@@ -96,7 +101,8 @@ def transfer_weights(student: nn.Module, teacher: nn.Module) -> list[str]:
     fresh = []
     with torch.no_grad():
         for name, param in student.state_dict().items():
-            t = src.get(name)
+            pre = next((p for p in (rename or {}) if name.startswith(p)), None)
+            t = src.get(name if pre is None else (rename or {})[pre] + name[len(pre):])
             if t is not None and t.shape == param.shape:
                 param.copy_(t)
             elif (t is not None and t.dim() == 4 and t.shape[:2] == param.shape[:2]
@@ -140,7 +146,8 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
     picker = random.Random(distributed.rank_seed(cfg.seed) + 2)
     layout = norm_net_memory_format(dev)
     net = TransformerNet(net_cfg)
-    fresh = transfer_weights(net, teacher_net)
+    plain_to_sub = net_cfg.subpixel and not teacher_net.config.subpixel
+    fresh = transfer_weights(net, teacher_net, SUBPIXEL_FROM_PLAIN if plain_to_sub else None)
     net = net.to(dev).to(memory_format=layout).train()
     teacher = frozen(teacher_net, dev, layout)
     model = distributed.wrap(net)
@@ -181,7 +188,7 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
     meta = {"training": {**asdict(cfg), "kind": net_cfg.kind, "method": "distill",
                          "teacher_path": str(teacher_dir), "teacher_sha256": teacher_sha,
                          "teacher_config": {k: v for k, v in asdict(teacher_net.config).items()
-                                            if k in ("widths", "n_residual", "end_kernel")},
+                                            if k in ("widths", "n_residual", "end_kernel", "subpixel")},
                          "initialised_fresh": fresh, "device": str(dev),
                          "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
                          "machine": platform.machine(), "final": history[-1] if history else {},
