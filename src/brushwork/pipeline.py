@@ -94,14 +94,16 @@ def feedforward_stylizer(model: str | Path, *, engine: str = "auto", device: str
     """A loaded feed-forward stylizer, the style its name implies (``--model starry_night``), its path.
 
     ``model``: a shipped model or one of its styles, a trained folder, or an exported ``.onnx``
-    file (run on onnxruntime whatever ``engine`` says: that is what the file is for).
+    file (run on onnxruntime whatever ``engine`` says: that is what the file is for). ``many``: the
+    stylizer will serve many photos (batch, video, a server), which weighs the engine choice and keeps
+    onnxruntime's memory arena.
     """
     if str(model).endswith(".onnx"):
         from brushwork.inference.feedforward import OrtFeedForward
 
         if not Path(model).is_file():
             raise ConfigError(f"ONNX model not found: {model}")
-        return OrtFeedForward(model), None, Path(model)
+        return OrtFeedForward(model, arena=many), None, Path(model)
     from brushwork.registry import resolve_model
 
     folder, implied = resolve_model(model)
@@ -113,12 +115,12 @@ def feedforward_stylizer(model: str | Path, *, engine: str = "auto", device: str
         if not shipped.is_file():
             raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx` then "
                               "`brushwork export quantize`, and pass it as --model FILE.onnx")
-        return OrtFeedForward(shipped), implied, folder
+        return OrtFeedForward(shipped, arena=many), implied, folder
     if engine == "onnx":
         from brushwork.inference.cache import exported
         from brushwork.inference.feedforward import OrtFeedForward
 
-        return OrtFeedForward(exported(folder, "ff")), implied, folder
+        return OrtFeedForward(exported(folder, "ff"), arena=many), implied, folder
     from brushwork.methods.stylebank import stylizer_for
 
     return stylizer_for(folder, device=device, precision=precision), implied, folder

@@ -104,6 +104,14 @@ def test_engine_choice() -> None:
     assert cpu_kind()["capability"] in ("AMX", "AVX-512", "AVX2", "NEON") or cpu_kind()["capability"]
 
 
+def test_one_photo_sessions_drop_the_memory_arena_and_long_jobs_keep_it() -> None:
+    from brushwork.pipeline import feedforward_stylizer
+
+    for many in (False, True):
+        ff, _, _ = feedforward_stylizer("starry_night", engine="int8", many=many)
+        assert ff.session.get_session_options().enable_cpu_mem_arena is many
+
+
 def test_session_errors_are_one_line(tmp_path) -> None:
     from brushwork.inference.feedforward import OrtFeedForward
     from brushwork.inference.ghiasi import OrtGhiasi

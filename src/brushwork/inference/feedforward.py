@@ -27,11 +27,13 @@ FEEDFORWARD_KINDS = ("johnson", "cin", "stylebank")
 
 
 class OrtFeedForward:
-    """The exported net (fp32 or INT8) held in an onnxruntime session: load once, stylize many photos."""
+    """The exported net (fp32 or INT8) held in an onnxruntime session: load once, stylize many photos
+    (``arena`` False for one or two: :func:`brushwork.inference.session.session_from_bytes`)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, arena: bool = True) -> None:
         self.path = Path(path)
-        self.session, self.meta = kind_session(self.path, FEEDFORWARD_KINDS, "a feed-forward model", threads)
+        self.session, self.meta = kind_session(self.path, FEEDFORWARD_KINDS, "a feed-forward model", threads,
+                                               arena)
         self.style_names: tuple[str, ...] = tuple(self.meta["style_names"])
         self.kind: str = self.meta["kind"]
         self.widths: tuple[int, ...] = tuple(self.meta.get("widths", (32, 64, 128)))

@@ -78,9 +78,9 @@ class OrtGhiasi:
     """A ghiasi transformer graph with its head and statistics encoder; paintings' embeddings cached."""
 
     def __init__(self, path: str | Path, threads: int | None = None, head_folder: str | Path | None = None,
-                 config_from: dict[str, Any] | None = None) -> None:
+                 config_from: dict[str, Any] | None = None, arena: bool = True) -> None:
         self.path = Path(path)
-        self.session, meta = kind_session(self.path, ("ghiasi",), "a ghiasi one", threads)
+        self.session, meta = kind_session(self.path, ("ghiasi",), "a ghiasi one", threads, arena)
         self.meta = {**meta, **(config_from or {})}
         self.style_size: int = int(self.meta["style_size"])
         self.widths: tuple[int, ...] = tuple(self.meta["widths"])
@@ -101,9 +101,10 @@ class OrtGhiasi:
 
     @classmethod
     def from_model(cls, folder: str | Path | None = None, engine: str = "int8",
-                   threads: int | None = None) -> OrtGhiasi:
+                   threads: int | None = None, arena: bool = True) -> OrtGhiasi:
         """A trained folder (default: the shipped model) on onnxruntime: ``int8`` its shipped INT8
-        transformer, ``onnx`` the fp32 export (made once with torch and cached)."""
+        transformer, ``onnx`` the fp32 export (made once with torch and cached). ``arena``: see
+        :class:`brushwork.inference.feedforward.OrtFeedForward`."""
         from brushwork.registry import models_dir
 
         folder = Path(folder) if folder is not None else models_dir() / "ghiasi"
@@ -119,10 +120,10 @@ class OrtGhiasi:
             if not shipped.is_file():
                 raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx "
                                   "--model DIR` then `brushwork export quantize`, or use --engine onnx")
-            return cls(shipped, threads, head_folder=folder, config_from=own)
+            return cls(shipped, threads, head_folder=folder, config_from=own, arena=arena)
         from brushwork.inference.cache import exported
 
-        return cls(exported(folder, "ghiasi"), threads, head_folder=folder, config_from=own)
+        return cls(exported(folder, "ghiasi"), threads, head_folder=folder, config_from=own, arena=arena)
 
     def statistics(self, image: np.ndarray) -> np.ndarray:
         (s,) = self.encoder.run(None, {"image": np.ascontiguousarray(image, np.float32)})

@@ -286,13 +286,13 @@ class GhiasiMethod(Method):
         if folder is not None and folder.suffix == ".onnx":  # an exported transformer: onnxruntime is what it is for
             from brushwork.inference.ghiasi import OrtGhiasi
 
-            return OrtGhiasi(folder)
+            return OrtGhiasi(folder, arena=request.many)
         int8 = (folder or models_dir() / "ghiasi") / "model.int8.onnx"
         engine = resolve_engine(request.engine, int8, request.device, request.many)
         if engine != "torch":
             from brushwork.inference.ghiasi import OrtGhiasi
 
-            return OrtGhiasi.from_model(folder, engine=engine)
+            return OrtGhiasi.from_model(folder, engine=engine, arena=request.many)
         from brushwork.methods.ghiasi import GhiasiStylizer
 
         return GhiasiStylizer(folder, device=request.device, precision=request.precision)

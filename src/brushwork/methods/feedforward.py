@@ -198,17 +198,16 @@ class TransformerNet(nn.Module):
         self.config = config or TransformerConfig()
         c1, c2, c3 = self.config.widths
         n, k = self.config.n_styles, self.config.end_kernel
-        if self.config.subpixel:
-            self.down = nn.ModuleList([_ConvNorm(12, c2, k, n), _ConvNorm(c2, c3, 3, n, stride=2)])
-            self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True), _ConvNorm(c2, c1, 3, n)])
-            self.out = nn.Sequential(ReflectionPad(k // 2), nn.Conv2d(c1, 12, k), nn.PixelShuffle(2))
-        else:
-            self.down = nn.ModuleList([_ConvNorm(3, c1, k, n), _ConvNorm(c1, c2, 3, n, stride=2),
-                                       _ConvNorm(c2, c3, 3, n, stride=2)])
-            self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True),
-                                     _ConvNorm(c2, c1, 3, n, upsample=True)])
-            self.out = nn.Sequential(ReflectionPad(k // 2), nn.Conv2d(c1, 3, k))
+        sub = self.config.subpixel
+        # registration order (down, res, up, out) is the order of the norms a ghiasi predictor drives
+        self.down = nn.ModuleList([_ConvNorm(12, c2, k, n), _ConvNorm(c2, c3, 3, n, stride=2)] if sub else
+                                  [_ConvNorm(3, c1, k, n), _ConvNorm(c1, c2, 3, n, stride=2),
+                                   _ConvNorm(c2, c3, 3, n, stride=2)])
         self.res = nn.ModuleList([_Residual(c3, n) for _ in range(self.config.n_residual)])
+        self.up = nn.ModuleList([_ConvNorm(c3, c2, 3, n, upsample=True),
+                                 _ConvNorm(c2, c1, 3, n, upsample=not sub)])
+        self.out = (nn.Sequential(ReflectionPad(k // 2), nn.Conv2d(c1, 12, k), nn.PixelShuffle(2)) if sub else
+                    nn.Sequential(ReflectionPad(k // 2), nn.Conv2d(c1, 3, k)))
 
     @property
     def style_names(self) -> tuple[str, ...]:
