@@ -174,3 +174,48 @@ def test_cli_distill_and_its_defaults(teacher, content, tmp_path, capsys):
                  str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("brushwork: error: unknown model 'starry_nite'") and "\n" not in err
+
+
+@pytest.fixture(scope="module")
+def ghiasi_teacher(tmp_path_factory) -> Path:
+    from brushwork.methods.ghiasi import GhiasiConfig, GhiasiNet
+
+    torch.manual_seed(1)
+    net = GhiasiNet(GhiasiConfig(widths=(4, 8, 8), n_residual=1, end_kernel=3, embedding=6, hidden=16,
+                                 style_size=64))
+    with torch.no_grad():  # paintings should matter: a non-trivial embedding-to-norm map
+        net.to_params.weight.normal_(0, 0.3)
+    return net.eval().save_pretrained(tmp_path_factory.mktemp("gh_teacher") / "model")
+
+
+def _ghiasi_gap(model: Path, teacher: Path, content: Path, bank: Path) -> float:
+    from brushwork.methods.ghiasi import GhiasiNet
+
+    s, t = GhiasiNet.from_pretrained(model), GhiasiNet.from_pretrained(teacher)
+    stats = torch.load(bank, weights_only=True)["stats"][:3]
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255).permute(2, 0, 1)
+                     for p in sorted(content.glob("*.png"))[:3]])
+    with torch.no_grad():
+        return float((s(x, s.embed(stats)) - t(x, t.embed(stats))).abs().mean())
+
+
+def test_distill_a_ghiasi_teacher_into_a_subpixel_student(ghiasi_teacher, content, tmp_path):
+    from media import image_folder
+
+    from brushwork.methods.ghiasi import GhiasiNet
+
+    paintings = image_folder(tmp_path / "paintings", 3, 1, True)
+    kw = {"styles": [str(paintings)], "subpixel": True, "widths": (6, 8, 8), "lr": 3e-3}
+    first = distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "a", 1, **kw))
+    before = _ghiasi_gap(first, ghiasi_teacher, content, tmp_path / "a" / "bank.pt")
+    model = distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "a", 80, **kw))  # resumes at step 1
+    after = _ghiasi_gap(model, ghiasi_teacher, content, tmp_path / "a" / "bank.pt")
+    assert after < 0.7 * before, (before, after)
+    student = GhiasiNet.from_pretrained(model)
+    assert student.config.subpixel and student.config.widths == (6, 8, 8)
+    meta = json.loads((model / "training.json").read_text())
+    assert meta["method"] == "distill" and meta["kind"] == "ghiasi"
+    assert {n.split(".")[0] for n in meta["norm_rows_fresh"]} <= {"down", "up"}  # the rest copied
+    assert len([json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]) == 80
+    with pytest.raises(ConfigError, match="--styles"):
+        distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "b", 2))

