@@ -433,6 +433,8 @@ def encode(img: Image.Image, fmt: str, *, provenance: Mapping[str, Any] | None, 
     kwargs = save_kwargs(fmt, record)
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = quality
+    if fmt == "PNG":  # zlib's fastest level (OpenCV's default too): a third less time than Pillow's 6, 5% larger
+        kwargs["compress_level"] = 1
     return img, kwargs, note
 
 
