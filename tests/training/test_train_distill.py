@@ -170,6 +170,8 @@ def test_cli_distill_and_its_defaults(teacher, content, tmp_path, capsys):
     assert "distilled model ->" in capsys.readouterr().out
     made = TransformerNet.from_pretrained(tmp_path / "d" / "model").config
     assert made.n_residual == 1 and made.subpixel
+    logged = json.loads((tmp_path / "d" / "log.jsonl").read_text().splitlines()[-1])
+    assert {"first_layer", "last_layers"} <= set(logged)  # the layer-wise targets of a plain -> sub-pixel copy
     assert main(["train", "distill", "--teacher", "starry_nite", "--content", str(content), "-o",
                  str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err.strip()
@@ -183,8 +185,9 @@ def ghiasi_teacher(tmp_path_factory) -> Path:
     torch.manual_seed(1)
     net = GhiasiNet(GhiasiConfig(widths=(4, 8, 8), n_residual=1, end_kernel=3, embedding=6, hidden=16,
                                  style_size=64))
-    with torch.no_grad():  # paintings should matter: a non-trivial embedding-to-norm map
+    with torch.no_grad():  # paintings should matter: a non-trivial embedding-to-norm map, on whitened statistics
         net.to_params.weight.normal_(0, 0.3)
+        net.stat_scale.fill_(50.0)
     return net.eval().save_pretrained(tmp_path_factory.mktemp("gh_teacher") / "model")
 
 
@@ -210,7 +213,7 @@ def test_distill_a_ghiasi_teacher_into_a_subpixel_student(ghiasi_teacher, conten
     before = _ghiasi_gap(first, ghiasi_teacher, content, tmp_path / "a" / "bank.pt")
     model = distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "a", 80, **kw))  # resumes at step 1
     after = _ghiasi_gap(model, ghiasi_teacher, content, tmp_path / "a" / "bank.pt")
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.8 * before, (before, after)
     student = GhiasiNet.from_pretrained(model)
     assert student.config.subpixel and student.config.widths == (6, 8, 8)
     meta = json.loads((model / "training.json").read_text())

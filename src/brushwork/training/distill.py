@@ -117,6 +117,42 @@ def transfer_weights(student: nn.Module, teacher: nn.Module, rename: dict[str, s
     return fresh
 
 
+class SubpixelTaps:
+    """Layer-wise targets for a sub-pixel student of a plain teacher (their middles are the same layers).
+
+    End to end, the student's new ends learn slowly through the copied middle (a plateau at 3x the
+    plain student's error). Split, each is a small direct problem: the student's first layer must give
+    the teacher's 1/2-resolution features (what the copied layers read), and its last two, fed the
+    teacher's own 1/2-resolution decoder features, must give the teacher's picture. Both losses are
+    added to the end-to-end one; forward hooks read the features, so the nets stay as they are.
+    """
+
+    def __init__(self, student: TransformerNet, teacher: TransformerNet) -> None:
+        self.student, self.seen = student, {}
+        self.hooks = [teacher.down[1].register_forward_hook(self._keep("teacher_half")),
+                      teacher.up[0].register_forward_hook(self._keep("teacher_up")),
+                      student.down[0].register_forward_hook(self._keep("student_half"))]
+
+    def _keep(self, key: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+            self.seen[key] = out
+        return hook
+
+    def losses(self, target: torch.Tensor, norms: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(first-layer feature L1, last-layers pixel L1) after a teacher and a student pass."""
+        stem = (self.seen["student_half"].float() - self.seen["teacher_half"].detach().float()).abs().mean()
+        z = self.student.out(self.student.up[1](self.seen["teacher_up"].detach(), norms)).float()
+        return stem, (torch.sigmoid(z) - target).abs().mean()
+
+
+def param_groups(net: nn.Module, fresh: list[str], lr: float, copied_lr: float) -> list[dict[str, Any]]:
+    """Adam groups: the freshly initialised tensors at ``lr``, those copied from the teacher at ``copied_lr``."""
+    named = dict(net.named_parameters())
+    new = [t for n, t in named.items() if n in fresh]
+    old = [t for n, t in named.items() if n not in fresh]
+    return [g for g in ({"params": new, "lr": lr}, {"params": old, "lr": copied_lr}) if g["params"]]
+
+
 def random_style_weights(n_styles: int, batch: int, blend: float, rng: random.Random) -> torch.Tensor:
     """``(batch, n_styles)`` rows: one-hot (one style), or with probability ``blend`` a random convex pair."""
     w = torch.zeros(batch, n_styles)
@@ -172,8 +208,9 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
     fresh = transfer_weights(net, teacher_net, SUBPIXEL_FROM_PLAIN if plain_to_sub else None)
     net = net.to(dev).to(memory_format=layout).train()
     teacher = frozen(teacher_net, dev, layout)
+    taps = SubpixelTaps(net, teacher) if plain_to_sub else None
     model = distributed.wrap(net)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(param_groups(net, fresh, cfg.lr, cfg.lr / 5 if plain_to_sub else cfg.lr), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and dtype == torch.float16)
 
@@ -187,8 +224,14 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
         loss_px = (torch.sigmoid(z) - target).abs().mean()
         loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
         loss = loss_px + cfg.saturation_weight * loss_sat
+        logged = {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach())}
+        if taps is not None:
+            with autocast(dev, dtype):
+                stem, head = taps.losses(target, w)
+            loss = loss + stem + head
+            logged.update(first_layer=float(stem.detach()), last_layers=float(head.detach()))
         optimizer_step(loss, opt, scaler, sched)
-        return {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach()), "total": float(loss.detach())}
+        return {**logged, "total": float(loss.detach())}
 
     def get_state() -> dict[str, Any]:
         return {**net_run_state(net, opt, sched, contents, picker), "net_config": asdict(net_cfg),
@@ -306,8 +349,11 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
     layout = norm_net_memory_format(dev)
     net = net.to(dev).to(memory_format=layout).train()
     teacher = frozen(teacher_net, dev, layout)
+    taps = SubpixelTaps(net.transformer, teacher.transformer) if rename else None
     model = distributed.wrap(net)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    new_rows = ["to_params.weight", "to_params.bias"] if fresh_norms else []
+    opt = torch.optim.Adam(param_groups(net, [f"transformer.{n}" for n in fresh] + new_rows, cfg.lr,
+                                        cfg.lr / 5 if rename else cfg.lr), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and dtype == torch.float16)
 
@@ -324,12 +370,19 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
         with torch.no_grad(), autocast(dev, dtype):
             target = teacher(c, embeddings(teacher_net, a, b, t)).float()
         with autocast(dev, dtype):
-            z = model(c, embeddings(net, a, b, t), logits=True).float()
+            e = embeddings(net, a, b, t)
+            z = model(c, e, logits=True).float()
         loss_px = (torch.sigmoid(z) - target).abs().mean()
         loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
         loss = loss_px + cfg.saturation_weight * loss_sat
+        logged = {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach())}
+        if taps is not None:
+            with autocast(dev, dtype):
+                stem, head = taps.losses(target, net.norm_params(e))
+            loss = loss + stem + head
+            logged.update(first_layer=float(stem.detach()), last_layers=float(head.detach()))
         optimizer_step(loss, opt, scaler, sched)
-        return {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach()), "total": float(loss.detach())}
+        return {**logged, "total": float(loss.detach())}
 
     def get_state() -> dict[str, Any]:
         return {**net_run_state(net, opt, sched, contents, picker), "net_config": asdict(net_cfg),
