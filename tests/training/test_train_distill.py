@@ -15,7 +15,7 @@ from PIL import Image
 from brushwork.cli.main import build_parser, main
 from brushwork.cli.train import DISTILL_DEFAULTS
 from brushwork.errors import ConfigError
-from brushwork.methods.feedforward import SUBPIXEL_FROM_PLAIN, TransformerConfig, TransformerNet
+from brushwork.methods.feedforward import TransformerConfig, TransformerNet, layer_map
 from brushwork.training.distill import (
     DistillConfig,
     distill_feedforward,
@@ -86,7 +86,7 @@ def test_subpixel_student_copies_the_teachers_middle_and_runs_nothing_at_full_re
     t = _teacher_net()
     s = TransformerNet(TransformerConfig(widths=(6, 8, 8), n_residual=2, end_kernel=3, n_styles=3,
                                          style_names=NAMES, subpixel=True)).eval()
-    fresh = transfer_weights(s, t, SUBPIXEL_FROM_PLAIN)
+    fresh = transfer_weights(s, t, layer_map(s.config, t.config))
     assert torch.equal(s.down[1].conv.weight, t.down[2].conv.weight)  # the 1/2 -> 1/4 stage
     assert torch.equal(s.res[1].b.norm.gamma, t.res[1].b.norm.gamma) and torch.equal(s.up[0].conv.weight,
                                                                                       t.up[0].conv.weight)
@@ -102,6 +102,22 @@ def test_subpixel_student_copies_the_teachers_middle_and_runs_nothing_at_full_re
     assert max(sizes) == 26  # every convolution runs at half width (52 / 2) or less
     cfg = student_config(t.config, DistillConfig(teacher="x", content=[], out_dir="o", subpixel=True))
     assert cfg.subpixel and cfg.widths == t.config.widths
+
+
+def test_a_two_layer_stem_starts_from_a_one_layer_student():
+    t = TransformerNet(TransformerConfig(widths=(4, 8, 12), n_styles=3, style_names=NAMES))
+    one = TransformerNet(TransformerConfig(widths=(6, 8, 12), n_residual=2, end_kernel=3, n_styles=3,
+                                           style_names=NAMES, subpixel=True)).eval()
+    two = TransformerNet(TransformerConfig(widths=(6, 8, 12), n_residual=2, end_kernel=3, n_styles=3,
+                                           style_names=NAMES, subpixel=True, stem=2)).eval()
+    assert layer_map(two.config, t.config) == {} and layer_map(two.config, one.config) == {"down.2.": "down.1."}
+    fresh = transfer_weights(two, one, layer_map(two.config, one.config))
+    assert torch.equal(two.down[2].conv.weight, one.down[1].conv.weight)
+    assert torch.equal(two.down[0].conv.weight, one.down[0].conv.weight)
+    assert {n.split(".")[0] + "." + n.split(".")[1] for n in fresh} == {"down.1"}  # the new 1/2-res layer
+    assert two(torch.rand(1, 3, 32, 40), torch.eye(3)[:1]).shape == (1, 3, 32, 40)
+    with pytest.raises(ConfigError, match="stem"):
+        TransformerConfig(stem=2)
 
 
 def test_student_config_keeps_styles_and_changes_only_what_is_asked():

@@ -101,6 +101,10 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                     help="no full-resolution layers: pixels enter and leave as 2x2 blocks at 1/2 resolution "
                          "(a 1024 px pass on onnxruntime about twice as fast); C1 of --widths is then the "
                          "last 1/2-resolution layer")
+    ds.add_argument("--stem", type=int, default=None, metavar="N",
+                    help="with --subpixel: 1/2-resolution layers before the stride-2 one (default 1)")
+    ds.add_argument("--init", default=None, metavar="MODEL",
+                    help="start from a previous student (its layers where they fit, the teacher's elsewhere)")
     ds.add_argument("--blend", type=float, default=0.25, metavar="P",
                     help="share of crops trained on a random blend of two styles, so blends match the teacher")
     ds.add_argument("--saturation-weight", type=float, default=FEEDFORWARD_DEFAULTS["saturation_weight"])
@@ -306,7 +310,8 @@ def _run_distill(args: argparse.Namespace) -> int:
     cfg = DistillConfig(
         teacher=args.teacher, content=args.content, out_dir=args.output, styles=args.styles,
         exclude_styles=args.exclude_style, widths=args.widths, n_residual=args.residual,
-        end_kernel=args.end_kernel, subpixel=args.subpixel, steps=args.steps, batch=args.batch, crop=args.crop,
+        end_kernel=args.end_kernel, subpixel=args.subpixel, stem=args.stem, init=args.init, steps=args.steps,
+        batch=args.batch, crop=args.crop,
         lr=args.lr, lr_decay=args.lr_decay, blend=args.blend, saturation_weight=args.saturation_weight, seed=args.seed,
         precision=args.precision, checkpoint_every=args.checkpoint_every, exclude=args.exclude, command=_command(),
     )

