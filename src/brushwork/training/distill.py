@@ -33,7 +33,7 @@ from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
 from brushwork.training.feedforward import SATURATION_LOGIT
-from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, read_log, restore_net_run
+from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, restore_net_run
 
 
 @dataclass
@@ -148,6 +148,22 @@ class SubpixelTaps:
         return stem, (torch.sigmoid(z) - target).abs().mean()
 
 
+def copy_loss(z: torch.Tensor, target: torch.Tensor, saturation_weight: float, taps: SubpixelTaps | None,
+              norms: Any, dev: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, dict[str, float]]:
+    """The student's loss for output logits ``z`` against the teacher's picture: pixel L1, the saturation
+    penalty and, for a sub-pixel copy of a plain net, the layer-wise targets; with what to log."""
+    loss_px = (torch.sigmoid(z) - target).abs().mean()
+    loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
+    loss = loss_px + saturation_weight * loss_sat
+    logged = {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach())}
+    if taps is not None:
+        with autocast(dev, dtype):
+            stem, head = taps.losses(target, norms)
+        loss = loss + stem + head
+        logged.update(first_layer=float(stem.detach()), last_layers=float(head.detach()))
+    return loss, logged
+
+
 def param_groups(net: nn.Module, fresh: list[str], lr: float, copied_lr: float) -> list[dict[str, Any]]:
     """Adam groups: the freshly initialised tensors at ``lr``, those copied from the teacher at ``copied_lr``."""
     named = dict(net.named_parameters())
@@ -228,15 +244,7 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
             target = teacher(c, w).float()
         with autocast(dev, dtype):
             z = model(c, w, logits=True).float()
-        loss_px = (torch.sigmoid(z) - target).abs().mean()
-        loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
-        loss = loss_px + cfg.saturation_weight * loss_sat
-        logged = {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach())}
-        if taps is not None:
-            with autocast(dev, dtype):
-                stem, head = taps.losses(target, w)
-            loss = loss + stem + head
-            logged.update(first_layer=float(stem.detach()), last_layers=float(head.detach()))
+        loss, logged = copy_loss(z, target, cfg.saturation_weight, taps, w, dev, dtype)
         optimizer_step(loss, opt, scaler, sched)
         return {**logged, "total": float(loss.detach())}
 
@@ -254,26 +262,19 @@ def distill_feedforward(cfg: DistillConfig, device: str | torch.device = "cpu",
         restore_net_run(state, net, opt, sched, contents, picker)
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
-    distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)
-    if not distributed.is_main():
-        distributed.barrier()
-        return out / "model"
-    history = read_log(out)
-    meta = {"training": {**asdict(cfg), "kind": net_cfg.kind, "method": "distill",
-                         "teacher_path": str(teacher_dir), "teacher_sha256": teacher_sha,
-                         "teacher_config": {k: v for k, v in asdict(teacher_net.config).items()
-                                            if k in ("widths", "n_residual", "end_kernel", "subpixel")},
-                         "initialised_fresh": fresh, "device": str(dev),
-                         "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
-                         "machine": platform.machine(), "final": history[-1] if history else {},
-                         "skipped_files": contents.skipped}}
-    net.eval().save_pretrained(out / "model", meta=meta)
-    from brushwork.plot import plot_losses
+    return distributed.train_and_save(
+        loop, step_fn, get_state, set_state, progress, net, lambda history: {
+            **asdict(cfg), "kind": net_cfg.kind, "method": "distill", "teacher_path": str(teacher_dir),
+            "teacher_sha256": teacher_sha, "teacher_config": _layout(asdict(teacher_net.config)),
+            "initialised_fresh": fresh, "device": str(dev), "precision": str(dtype).replace("torch.", ""),
+            "torch": torch.__version__, "machine": platform.machine(), "final": history[-1] if history else {},
+            "skipped_files": contents.skipped},
+        f"distilling {teacher_dir.name} ({cfg.steps} steps)")
 
-    plot_losses(history, out / "losses.png", title=f"distilling {teacher_dir.name} ({cfg.steps} steps)")
-    (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
-    distributed.barrier()
-    return out / "model"
+
+def _layout(config: dict[str, Any]) -> dict[str, Any]:
+    """The layout fields of a net's config (what a distillation changes)."""
+    return {k: v for k, v in config.items() if k in ("widths", "n_residual", "end_kernel", "subpixel", "stem")}
 
 
 def _copy_norm_rows(student: GhiasiNet, teacher: GhiasiNet, rename: dict[str, str] | None) -> list[str]:
@@ -383,15 +384,7 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
         with autocast(dev, dtype):
             e = embeddings(net, a, b, t)
             z = model(c, e, logits=True).float()
-        loss_px = (torch.sigmoid(z) - target).abs().mean()
-        loss_sat = (z.abs() - SATURATION_LOGIT).clamp_min(0).pow(2).mean()
-        loss = loss_px + cfg.saturation_weight * loss_sat
-        logged = {"l1": float(loss_px.detach()), "saturation": float(loss_sat.detach())}
-        if taps is not None:
-            with autocast(dev, dtype):
-                stem, head = taps.losses(target, net.norm_params(e))
-            loss = loss + stem + head
-            logged.update(first_layer=float(stem.detach()), last_layers=float(head.detach()))
+        loss, logged = copy_loss(z, target, cfg.saturation_weight, taps, net.norm_params(e), dev, dtype)
         optimizer_step(loss, opt, scaler, sched)
         return {**logged, "total": float(loss.detach())}
 
@@ -407,24 +400,12 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
         restore_net_run(state, net, opt, sched, contents, picker)
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
-    distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)
-    if not distributed.is_main():
-        distributed.barrier()
-        return out / "model"
-    history = read_log(out)
-    meta = {"training": {**asdict(cfg), "kind": "ghiasi", "method": "distill", "teacher_path": str(teacher_dir),
-                         "teacher_sha256": teacher_sha,
-                         "teacher_config": {k: v for k, v in asdict(t_cfg).items()
-                                            if k in ("widths", "n_residual", "end_kernel", "subpixel")},
-                         "paintings": len(files), "bank_entries": n_bank, "initialised_fresh": fresh,
-                         "norm_rows_fresh": fresh_norms, "device": str(dev),
-                         "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
-                         "machine": platform.machine(), "final": history[-1] if history else {},
-                         "skipped_files": contents.skipped + skipped}}
-    net.eval().save_pretrained(out / "model", meta=meta)
-    from brushwork.plot import plot_losses
-
-    plot_losses(history, out / "losses.png", title=f"distilling {teacher_dir.name} ({cfg.steps} steps)")
-    (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
-    distributed.barrier()
-    return out / "model"
+    return distributed.train_and_save(
+        loop, step_fn, get_state, set_state, progress, net, lambda history: {
+            **asdict(cfg), "kind": "ghiasi", "method": "distill", "teacher_path": str(teacher_dir),
+            "teacher_sha256": teacher_sha, "teacher_config": _layout(asdict(t_cfg)), "paintings": len(files),
+            "bank_entries": n_bank, "initialised_fresh": fresh, "norm_rows_fresh": fresh_norms, "device": str(dev),
+            "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
+            "machine": platform.machine(), "final": history[-1] if history else {},
+            "skipped_files": contents.skipped + skipped},
+        f"distilling {teacher_dir.name} ({cfg.steps} steps)")

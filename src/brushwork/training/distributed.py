@@ -187,3 +187,26 @@ def run_training_loop(cfg: LoopConfig, step_fn: Callable[[int], dict[str, float]
             os.symlink(shared.resolve(), Path(tmp) / CHECKPOINT)
         return run_loop(replace(cfg, out_dir=Path(tmp)), step, gathered_state, own_state, None,
                         stop_on_signal=False)
+
+
+def train_and_save(loop: LoopConfig, step_fn: Callable[[int], dict[str, float]],
+                   get_state: Callable[[], dict[str, Any]], set_state: Callable[[dict[str, Any]], None],
+                   progress: Callable[[int, int, dict[str, float]], None] | None, net: nn.Module,
+                   training: Callable[[list[dict[str, Any]]], dict[str, Any]], title: str) -> Path:
+    """Run (or resume) the loop, then rank 0 writes ``out/model`` (``net.save_pretrained`` with the
+    ``training(history)`` record, also as ``training.json``) and the loss plot; returns the model folder."""
+    import json
+
+    from brushwork.plot import plot_losses
+    from brushwork.training.loop import read_log
+
+    out = Path(loop.out_dir)
+    run_training_loop(loop, step_fn, get_state, set_state, progress)
+    if is_main():
+        history = read_log(out)
+        record = training(history)
+        net.eval().save_pretrained(out / "model", meta={"training": record})
+        plot_losses(history, out / "losses.png", title=title)
+        (out / "model" / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    barrier()  # the other ranks wait for rank 0's model
+    return out / "model"

@@ -15,7 +15,6 @@ paintings during training).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import platform
 import random
@@ -39,7 +38,7 @@ from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
 from brushwork.training.data import RandomCrops, list_images
 from brushwork.training.feedforward import CONTENT_LAYER, SATURATION_LOGIT, STYLE_LAYERS
-from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, read_log, restore_net_run
+from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, restore_net_run
 
 BANK = "bank.pt"
 MIN_PAINTINGS = 2
@@ -287,24 +286,14 @@ def train_ghiasi(cfg: GhiasiTrainConfig, device: str | torch.device = "cpu",
         restore_net_run(state, net, opt, sched, contents, picker)
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
-    distributed.run_training_loop(loop, step_fn, get_state, set_state, progress)
-    if not distributed.is_main():
-        distributed.barrier()
-        return out / "model"
-    history = read_log(out)
-    meta = {"training": {**asdict(cfg), "kind": "ghiasi", "paintings": len(files), "bank_entries": n_bank,
-                         "content_layer": CONTENT_LAYER, "style_layers": list(STYLE_LAYERS),
-                         "stat_layers": list(STAT_LAYERS), "device": str(dev),
-                         "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
-                         "machine": platform.machine(), "final": history[-1] if history else {}, "notes": notes,
-                         "skipped_files": contents.skipped + skipped}}
-    net.eval().save_pretrained(out / "model", meta=meta)
-    from brushwork.plot import plot_losses
-
-    plot_losses(history, out / "losses.png", title=f"ghiasi training: {len(files)} paintings ({cfg.steps} steps)")
-    (out / "model" / "training.json").write_text(json.dumps(meta["training"], indent=2, default=str) + "\n")
-    distributed.barrier()
-    return out / "model"
+    return distributed.train_and_save(
+        loop, step_fn, get_state, set_state, progress, net, lambda history: {
+            **asdict(cfg), "kind": "ghiasi", "paintings": len(files), "bank_entries": n_bank,
+            "content_layer": CONTENT_LAYER, "style_layers": list(STYLE_LAYERS), "stat_layers": list(STAT_LAYERS),
+            "device": str(dev), "precision": str(dtype).replace("torch.", ""), "torch": torch.__version__,
+            "machine": platform.machine(), "final": history[-1] if history else {}, "notes": notes,
+            "skipped_files": contents.skipped + skipped},
+        f"ghiasi training: {len(files)} paintings ({cfg.steps} steps)")
 
 
 def model_from_checkpoint(run_dir: str | Path, out: str | Path) -> Path:
