@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import html
 import io
 import json
 import math
@@ -357,18 +358,9 @@ def _xmp_packet(record: Mapping[str, Any]) -> bytes:
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         f'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:brushwork="{_XMP_NS}" '
-        f'xmp:CreatorTool="brushwork {record.get("version", "")}" brushwork:provenance={_xml_attr(text)}/>'
+        f'xmp:CreatorTool="brushwork {record.get("version", "")}" brushwork:provenance="{html.escape(text)}"/>'
         '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
     ).encode()
-
-
-def _xml_attr(text: str) -> str:
-    """``text`` as a double-quoted XML attribute (xml.sax.saxutils would import urllib and email: 70 ms
-    of every command's start)."""
-    for raw, ent in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("\n", "&#10;"),
-                     ("\r", "&#13;"), ("\t", "&#9;")):
-        text = text.replace(raw, ent)
-    return f'"{text}"'
 
 
 def save_kwargs(fmt: str, record: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -408,12 +400,10 @@ def read_provenance(img: Image.Image) -> dict[str, Any] | None:
     found = _parse(img.info.get(METADATA_KEY))
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
     if found is None and xmp:
-        from html import unescape
-
         raw = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
         m = re.search(r'brushwork:provenance=("([^"]*)"|\'([^\']*)\')', raw)
         if m:
-            found = _parse(unescape(m.group(2) or m.group(3) or ""))
+            found = _parse(html.unescape(m.group(2) or m.group(3) or ""))
     if found is None:
         with contextlib.suppress(Exception):
             exif = img.getexif()

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from torch import nn
 from brushwork.encoders.hub import sha256_of
 from brushwork.errors import ConfigError
 from brushwork.methods.feedforward import TransformerConfig, TransformerNet, layer_map
-from brushwork.methods.ghiasi import GhiasiNet
+from brushwork.methods.ghiasi import GhiasiConfig, GhiasiNet
 from brushwork.pretrained import WEIGHTS, frozen, norm_net_memory_format
 from brushwork.registry import resolve_model
 from brushwork.runtime import autocast, resolve_device, resolve_precision
@@ -34,6 +34,14 @@ from brushwork.training import distributed
 from brushwork.training.data import RandomCrops
 from brushwork.training.feedforward import SATURATION_LOGIT
 from brushwork.training.loop import LoopConfig, net_run_state, optimizer_step, restore_net_run
+
+Layout = TypeVar("Layout", TransformerConfig, GhiasiConfig)
+
+
+def _renamed(name: str, rename: dict[str, str] | None) -> str:
+    """``name`` with its first matching ``rename`` prefix replaced (see :func:`layer_map`)."""
+    pre = next((p for p in (rename or {}) if name.startswith(p)), None)
+    return name if pre is None else (rename or {})[pre] + name[len(pre):]
 
 
 @dataclass
@@ -85,8 +93,9 @@ class DistillConfig:
                                   f"got {v}")
 
 
-def student_config(teacher: TransformerConfig, cfg: DistillConfig) -> TransformerConfig:
-    """The teacher's config with the sizes ``cfg`` changes (same styles, same names)."""
+def student_config(teacher: Layout, cfg: DistillConfig) -> Layout:
+    """The teacher's config (a transformer's or a ghiasi net's) with the sizes ``cfg`` changes (same styles,
+    same names)."""
     changes = {k: v for k, v in (("widths", cfg.widths), ("n_residual", cfg.n_residual),
                                  ("end_kernel", cfg.end_kernel)) if v is not None}
     sub = cfg.subpixel or teacher.subpixel
@@ -107,8 +116,7 @@ def transfer_weights(student: nn.Module, teacher: nn.Module, rename: dict[str, s
     fresh = []
     with torch.no_grad():
         for name, param in student.state_dict().items():
-            pre = next((p for p in (rename or {}) if name.startswith(p)), None)
-            t = src.get(name if pre is None else (rename or {})[pre] + name[len(pre):])
+            t = src.get(_renamed(name, rename))
             if t is not None and t.shape == param.shape:
                 param.copy_(t)
             elif (t is not None and t.dim() == 4 and t.shape[:2] == param.shape[:2]
@@ -291,8 +299,7 @@ def _copy_norm_rows(student: GhiasiNet, teacher: GhiasiNet, rename: dict[str, st
     src, fresh = offsets(teacher), []
     with torch.no_grad():
         for name, (i, c) in offsets(student).items():
-            pre = next((p for p in (rename or {}) if name.startswith(p)), None)
-            t = src.get(name if pre is None else (rename or {})[pre] + name[len(pre):])
+            t = src.get(_renamed(name, rename))
             if t is None or t[1] != c:
                 fresh.append(name)
                 continue
@@ -321,10 +328,7 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
     teacher_net = GhiasiNet.from_pretrained(teacher_dir)
     teacher_sha = sha256_of(teacher_dir / WEIGHTS)
     t_cfg = teacher_net.config
-    net_cfg = replace(t_cfg, **{k: v for k, v in (("widths", cfg.widths), ("n_residual", cfg.n_residual),
-                                                 ("end_kernel", cfg.end_kernel)) if v is not None},
-                      subpixel=cfg.subpixel or t_cfg.subpixel,
-                      stem=cfg.stem or (t_cfg.stem if t_cfg.subpixel else 1))
+    net_cfg = student_config(t_cfg, cfg)
     if not cfg.styles:
         raise ConfigError("a ghiasi teacher paints paintings: give their folders with --styles DIR")
     files = list_images(cfg.styles, cfg.exclude_styles)
