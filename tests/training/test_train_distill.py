@@ -171,6 +171,8 @@ def test_bad_settings_are_one_line_errors(teacher, content, tmp_path):
         distill_feedforward(_cfg(teacher, content, tmp_path / "c", 2, blend=1.5))
     with pytest.raises(ConfigError, match="end kernel"):
         distill_feedforward(_cfg(teacher, content, tmp_path / "c", 2, end_kernel=4))
+    with pytest.raises(ConfigError, match="stem"):  # not silently the teacher's
+        distill_feedforward(_cfg(teacher, content, tmp_path / "c", 2, subpixel=True, stem=0))
     with pytest.raises(ConfigError, match="unknown model"):
         distill_feedforward(_cfg("no_such_model", content, tmp_path / "c", 2))
 

@@ -86,6 +86,8 @@ class DistillConfig:
             raise ConfigError(f"crop must be a multiple of 4 and at least 64 px, got {self.crop}")
         if not 0 <= self.blend <= 1:
             raise ConfigError(f"blend must be between 0 and 1, got {self.blend}")
+        if self.stem is not None and self.stem < 1:
+            raise ConfigError(f"stem must be at least 1 layer, got {self.stem}")
         for name in ("lr", "lr_decay", "saturation_weight"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
