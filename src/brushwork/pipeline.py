@@ -104,6 +104,7 @@ def feedforward_stylizer(model: str | Path, *, engine: str = "auto", device: str
         if not Path(model).is_file():
             raise ConfigError(f"ONNX model not found: {model}")
         return OrtFeedForward(model, arena=many), None, Path(model)
+    from brushwork.inference.session import keep_arena
     from brushwork.registry import resolve_model
 
     folder, implied = resolve_model(model)
@@ -115,12 +116,12 @@ def feedforward_stylizer(model: str | Path, *, engine: str = "auto", device: str
         if not shipped.is_file():
             raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx` then "
                               "`brushwork export quantize`, and pass it as --model FILE.onnx")
-        return OrtFeedForward(shipped, arena=many), implied, folder
+        return OrtFeedForward(shipped, arena=keep_arena(folder, many)), implied, folder
     if engine == "onnx":
         from brushwork.inference.cache import exported
         from brushwork.inference.feedforward import OrtFeedForward
 
-        return OrtFeedForward(exported(folder, "ff"), arena=many), implied, folder
+        return OrtFeedForward(exported(folder, "ff"), arena=keep_arena(folder, many)), implied, folder
     from brushwork.methods.stylebank import stylizer_for
 
     return stylizer_for(folder, device=device, precision=precision), implied, folder

@@ -104,12 +104,26 @@ def test_engine_choice() -> None:
     assert cpu_kind()["capability"] in ("AMX", "AVX-512", "AVX2", "NEON") or cpu_kind()["capability"]
 
 
-def test_one_photo_sessions_drop_the_memory_arena_and_long_jobs_keep_it() -> None:
+def test_memory_arena_kept_for_long_jobs_and_sub_pixel_nets_dropped_for_a_plain_net_s_one_photo(tmp_path) -> None:
+    import json
+    import shutil
+
+    from brushwork.inference.session import keep_arena
     from brushwork.pipeline import feedforward_stylizer
 
-    for many in (False, True):
+    shipped = ROOT / "src/brushwork/models/cin"
+    assert json.loads((shipped / "config.json").read_text())["subpixel"]
+    for many in (False, True):  # the shipped net is sub-pixel: small maps, the arena's speed is free
         ff, _, _ = feedforward_stylizer("starry_night", engine="int8", many=many)
+        assert ff.session.get_session_options().enable_cpu_mem_arena
+    plain = tmp_path / "plain"
+    shutil.copytree(shipped, plain)
+    config = json.loads((plain / "config.json").read_text())
+    (plain / "config.json").write_text(json.dumps({**config, "subpixel": False}))
+    for many in (False, True):
+        ff, _, _ = feedforward_stylizer(plain, engine="int8", many=many)
         assert ff.session.get_session_options().enable_cpu_mem_arena is many
+    assert not keep_arena(tmp_path / "nothing here", False) and keep_arena(tmp_path / "nothing here", True)
 
 
 def test_session_errors_are_one_line(tmp_path) -> None:

@@ -31,7 +31,7 @@ from brushwork.inference.arrays import (
     to_array,
 )
 from brushwork.inference.painting_cache import cached, file_tag
-from brushwork.inference.session import kind_session, session
+from brushwork.inference.session import keep_arena, kind_session, session
 from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
 from brushwork.tiling import NormRunner, NormStats, render
 
@@ -119,6 +119,7 @@ class OrtGhiasi:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read {folder / 'config.json'}: {exc}") from exc
         own = {k: config[k] for k in ("style_size", "widths", "encoder") if k in config}
+        arena = arena or keep_arena(folder, False)
         if engine == "int8":
             shipped = folder / INT8_FILE
             if not shipped.is_file():
