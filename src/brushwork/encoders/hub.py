@@ -7,11 +7,9 @@ Nothing here runs at import time or in constructors; the offline weight source
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import shutil
 import tempfile
-import urllib.request
 from pathlib import Path
 
 from brushwork.errors import ModelError
@@ -53,6 +51,9 @@ def download(url: str, *, sha256: str | None = None, sha256_prefix: str | None =
         if ok(target):
             return target
         target.unlink()
+    import http.client  # here, not at the top: every command reads cache_dir(), few download (27 ms)
+    import urllib.request
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
     tmp = Path(tmp_name)
