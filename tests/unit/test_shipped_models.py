@@ -98,9 +98,11 @@ def test_the_shipped_ghiasi_int8_export_matches_its_card_and_the_torch_net(tmp_p
     from brushwork.export.onnx import OnnxGhiasi
     from brushwork.methods.ghiasi import GhiasiStylizer
 
-    card = json.loads((MODELS / "ghiasi" / "MODEL.json").read_text())["int8"]
+    whole = json.loads((MODELS / "ghiasi" / "MODEL.json").read_text())
+    card = whole["int8"]
     data = (MODELS / "ghiasi" / card["file"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == card["sha256"] and len(data) == card["bytes"] < 15e6
+    assert card["source_sha256"] == whole["sha256"]  # re-quantize whenever the weights change
     monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))  # the float head and statistics graphs are exported here
     q = OnnxGhiasi.from_model(None, engine="int8")
     a = np.asarray(GhiasiStylizer(precision="fp32").stylize(demo_photo(), ["starry_night"], size=192).image, float)
