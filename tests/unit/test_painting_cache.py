@@ -41,21 +41,24 @@ def test_same_bytes_hit_even_under_another_name(home: Path) -> None:
     assert len(calls) == 2
 
 
-def test_edited_painting_misses(home: Path) -> None:
+def _painted_once(home: Path, value: float = 1.0) -> tuple[Path, list[int], object]:
+    """A painting file whose entry has just been computed (once) under tag "t"."""
     a = home / "a.jpg"
     a.write_bytes(b"painting one")
-    calls, compute = _counting(1.0)
+    calls, compute = _counting(value)
     painting_cache.cached(a, "t", compute)
+    return a, calls, compute
+
+
+def test_edited_painting_misses(home: Path) -> None:
+    a, calls, compute = _painted_once(home)
     a.write_bytes(b"painting two, edited")
     painting_cache.cached(a, "t", compute)
     assert len(calls) == 2
 
 
 def test_torn_or_pickled_entry_is_recomputed(home: Path) -> None:
-    a = home / "a.jpg"
-    a.write_bytes(b"painting")
-    calls, compute = _counting(2.0)
-    painting_cache.cached(a, "t", compute)
+    a, calls, compute = _painted_once(home, 2.0)
     (entry,) = painting_cache.cache_folder().glob("*.npz")
     np.save(entry.with_suffix(""), np.array([{"x": 1}], dtype=object), allow_pickle=True)
     entry.with_suffix(".npy").replace(entry)  # an object array: np.load must refuse it, not run it
