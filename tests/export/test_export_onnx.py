@@ -94,6 +94,33 @@ def test_static_int8_is_close_and_smaller(models, media_files, photo, tmp_path) 
     assert _diff(a, OnnxFeedForward(dyn).stylize(photo, "stars", size=96).image).mean() < 12
 
 
+def test_static_int8_pads_on_uint8_with_the_same_numbers(models, media_files, photo, tmp_path,
+                                                          monkeypatch) -> None:
+    """The reflection pads (and the upsampling) run after the quantization, not before: same outputs."""
+    import onnx
+
+    import brushwork.export.quantize as q
+
+    src = export_feedforward(models["subpixel"], tmp_path / "sub.onnx")
+    photos = sorted(media_files.photos.glob("*.jpg"))[:2]
+    hoisted = quantize(src, tmp_path / "hoisted.onnx", photos=photos, size=64)
+    graph = onnx.load(str(hoisted)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def quantized(name: str) -> bool:  # made by a QuantizeLinear, maybe through value-moving ops
+        node = producer.get(name)
+        return node is not None and (node.op_type == "QuantizeLinear"
+                                     or (node.op_type in q._MOVERS and quantized(node.input[0])))
+
+    pads = [n for n in graph.node if n.op_type == "Pad"]
+    assert pads and all(quantized(n.input[0]) for n in pads)
+    monkeypatch.setattr(q, "hoist_quantize", lambda model: 0)
+    plain = quantize(src, tmp_path / "plain.onnx", photos=photos, size=64)
+    a = OnnxFeedForward(plain).stylize(photo, "stars", size=80).image
+    b = OnnxFeedForward(hoisted).stylize(photo, "stars", size=80).image
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_not_an_export_is_one_line(tmp_path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
