@@ -100,6 +100,7 @@ def test_static_int8_pads_on_uint8_with_the_same_numbers(models, media_files, ph
     import onnx
 
     import brushwork.export.quantize as q
+    from brushwork.export.graph import MOVERS
 
     src = export_feedforward(models["subpixel"], tmp_path / "sub.onnx")
     photos = sorted(media_files.photos.glob("*.jpg"))[:2]
@@ -110,10 +111,13 @@ def test_static_int8_pads_on_uint8_with_the_same_numbers(models, media_files, ph
     def quantized(name: str) -> bool:  # made by a QuantizeLinear, maybe through value-moving ops
         node = producer.get(name)
         return node is not None and (node.op_type == "QuantizeLinear"
-                                     or (node.op_type in q._MOVERS and quantized(node.input[0])))
+                                     or (node.op_type in MOVERS and quantized(node.input[0])))
 
     pads = [n for n in graph.node if n.op_type == "Pad"]
     assert pads and all(quantized(n.input[0]) for n in pads)
+    # the pixel unshuffle is onnxruntime's SpaceToDepth, not the exporter's slow 6-d transpose
+    assert [n.op_type for n in graph.node].count("SpaceToDepth") == 1
+    assert not [n for n in graph.node if n.op_type == "Transpose" and len(n.attribute[0].ints) == 6]
     monkeypatch.setattr(q, "hoist_quantize", lambda model: 0)
     plain = quantize(src, tmp_path / "plain.onnx", photos=photos, size=64)
     a = OnnxFeedForward(plain).stylize(photo, "stars", size=80).image
