@@ -84,6 +84,17 @@ def test_no_command_prints_help(capsys):
     assert "stylize" in capsys.readouterr().out
 
 
+def test_a_command_builds_its_own_parser_alone(capsys):
+    """A run of one command parses with that subcommand alone: same arguments, same help, others unbuilt."""
+    from brushwork.cli.main import build_parser
+
+    argv = ["stylize", "p.jpg", "-s", "candy", "-o", "o.png", "--strength", "0.5"]
+    assert vars(build_parser("stylize").parse_args(argv)) == vars(build_parser().parse_args(argv))
+    assert "train" not in build_parser("stylize").format_help()
+    assert main(["bogus"]) == 2 and "invalid choice" in capsys.readouterr().err  # the full list is offered
+    assert main(["--quiet", "stylize"]) == 2  # not a command first: the whole parser, which refuses it
+
+
 def test_styles_lists_the_presets(capsys):
     out, _ = run_ok(capsys, "styles")
     names = [line.split()[0] for line in out.splitlines() if line.strip()]

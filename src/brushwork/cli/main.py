@@ -54,89 +54,113 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag_of(f), **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``only`` a command name: that subcommand alone (what a run of it parses, without
+    the ~10 ms of building the others' options and help)."""
+
+    from brushwork.cli import inspect as _inspect
+
+    def want(name: str) -> bool:
+        return only is None or only == name
+
     parser = _Parser(prog="brushwork", description="Neural style transfer: turn a photo into a painting's style.")
     parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    if want("stylize"):
+        st = sub.add_parser("stylize", help="stylize photos with one or more styles")
+        st.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) to stylize")
+        st.add_argument("-s", "--style", action="append", default=[], metavar="STYLE[:WEIGHT]",
+                        help="painting image or preset name, optionally with a blend weight (repeat to blend); "
+                             "with --model, the model's style names")
+        st.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="output image (.png/.jpg), or a folder when several photos are given")
+        st.add_argument("--method", default=None, choices=method_names(with_aliases=True),
+                        help="; ".join(f"{m.name}: {m.summary}" for m in methods())
+                             + "; cin: the shipped many-style net (-s its styles, blendable). Default: the fastest "
+                               "installed method for any painting, optimize when an option only it takes is given")
+        st.add_argument("--size", type=positive_int, default=None,
+                        help="longest side of the output in px (default 512 for optimize; the photo's own, "
+                             f"at most {DEFAULT_MAX_SIZE} px, for the one-pass methods)")
+        st.add_argument("--model", metavar="NAME",
+                        help="a fast trained model: a shipped model or style name (see `brushwork models`), a "
+                             "trained folder (brushwork train johnson|cin|stylebank|ghiasi), or an exported .onnx file")
+        st.add_argument("--engine", default="auto", choices=ENGINES, help=ENGINE_HELP)
+        st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
+        st.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
+        st.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 where the hardware is fast at it")
+        st.add_argument("--strength", type=number, default=None,
+                        help="style strength 0..1 (0 = photo; default 0.5 for optimize, 1 for the one-pass methods)")
+        st.add_argument("--preserve-color", choices=["luminance", "match"], default=None,
+                        help="keep the photo's colours: luminance-only transfer, or match the painting's colours first")
+        st.add_argument("--mask", metavar="MASK", help="white = styled, black = photo kept")
+        st.add_argument("--mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
+                        help="apply STYLE (as given to -s, or its 1-based index) only where MASK is white")
+        add_tiling_options(st)
+        add_method_options(st)
+        st.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout")
+        st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        _inspect.add_output_flags(st)
 
-    st = sub.add_parser("stylize", help="stylize photos with one or more styles")
-    st.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) to stylize")
-    st.add_argument("-s", "--style", action="append", default=[], metavar="STYLE[:WEIGHT]",
-                    help="painting image or preset name, optionally with a blend weight (repeat to blend); "
-                         "with --model, the model's style names")
-    st.add_argument("-o", "--output", required=True, metavar="OUT",
-                    help="output image (.png/.jpg), or a folder when several photos are given")
-    st.add_argument("--method", default=None, choices=method_names(with_aliases=True),
-                    help="; ".join(f"{m.name}: {m.summary}" for m in methods())
-                         + "; cin: the shipped many-style net (-s its styles, blendable). Default: the fastest "
-                           "installed method for any painting, optimize when an option only it takes is given")
-    st.add_argument("--size", type=positive_int, default=None,
-                    help="longest side of the output in px (default 512 for optimize; the photo's own, "
-                         f"at most {DEFAULT_MAX_SIZE} px, for the one-pass methods)")
-    st.add_argument("--model", metavar="NAME",
-                    help="a fast trained model: a shipped model or style name (see `brushwork models`), a "
-                         "trained folder (brushwork train johnson|cin|stylebank|ghiasi), or an exported .onnx file")
-    st.add_argument("--engine", default="auto", choices=ENGINES, help=ENGINE_HELP)
-    st.add_argument("--upscale", action="store_true", help="allow an output larger than the photo")
-    st.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
-    st.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                    help="auto: bf16 where the hardware is fast at it")
-    st.add_argument("--strength", type=number, default=None,
-                    help="style strength 0..1 (0 = photo; default 0.5 for optimize, 1 for the one-pass methods)")
-    st.add_argument("--preserve-color", choices=["luminance", "match"], default=None,
-                    help="keep the photo's colours: luminance-only transfer, or match the painting's colours first")
-    st.add_argument("--mask", metavar="MASK", help="white = styled, black = photo kept")
-    st.add_argument("--mask-for", nargs=2, action="append", default=[], metavar=("STYLE", "MASK"),
-                    help="apply STYLE (as given to -s, or its 1-based index) only where MASK is white")
-    add_tiling_options(st)
-    add_method_options(st)
-    st.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout")
-    st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    from brushwork.cli import inspect as _inspect
+    if want("demo"):
+        demo = sub.add_parser("demo", help="a real stylization of a bundled photo, no files needed")
+        demo.add_argument("-o", "--output", default="brushwork_demo.png")
+        demo.add_argument("-s", "--style", default="starry_night", help="preset name (see `brushwork styles`)")
+        demo.add_argument("--model", default=None, metavar="NAME",
+                          help="a shipped fast model or one of its styles (see `brushwork models`), e.g. starry_night")
+        demo.add_argument("--method", default=None,
+                          choices=[m.name for m in methods() if m.arbitrary or not m.one_pass],
+                          help="default: the fastest installed method for any painting (seconds), else optimize")
+        demo.add_argument("--size", type=positive_int, default=None, help="default 512 (one pass), 384 (optimize)")
+        demo.add_argument("--steps", type=positive_int, default=150, help="optimize only")
+        demo.add_argument("--device", default="cpu")
+        demo.add_argument("-q", "--quiet", action="store_true")
+        _inspect.add_output_flags(demo)
 
-    _inspect.add_output_flags(st)
+    if want("styles"):
+        sub.add_parser("styles", help="list the built-in and saved style presets")
 
-    demo = sub.add_parser("demo", help="a real stylization of a bundled photo, no files needed")
-    demo.add_argument("-o", "--output", default="brushwork_demo.png")
-    demo.add_argument("-s", "--style", default="starry_night", help="preset name (see `brushwork styles`)")
-    demo.add_argument("--model", default=None, metavar="NAME",
-                      help="a shipped fast model or one of its styles (see `brushwork models`), e.g. starry_night")
-    demo.add_argument("--method", default=None,
-                      choices=[m.name for m in methods() if m.arbitrary or not m.one_pass],
-                      help="default: the fastest installed method for any painting (seconds), else optimize")
-    demo.add_argument("--size", type=positive_int, default=None, help="default 512 (one pass), 384 (optimize)")
-    demo.add_argument("--steps", type=positive_int, default=150, help="optimize only")
-    demo.add_argument("--device", default="cpu")
-    demo.add_argument("-q", "--quiet", action="store_true")
-    _inspect.add_output_flags(demo)
+    if want("models"):
+        models = sub.add_parser("models", help="list the trained models shipped with brushwork")
+        models.add_argument("--json", action="store_true")
 
-    sub.add_parser("styles", help="list the built-in and saved style presets")
-    models = sub.add_parser("models", help="list the trained models shipped with brushwork")
-    models.add_argument("--json", action="store_true")
+    if want("preset"):
+        preset = sub.add_parser("preset", help="save a painting's statistics as a named style")
+        psub = preset.add_subparsers(dest="preset_command", metavar="ACTION", parser_class=_Parser, required=True)
+        save = psub.add_parser("save", help="store a painting's feature statistics (not the image) under a name")
+        save.add_argument("image")
+        save.add_argument("--name", required=True)
 
-    preset = sub.add_parser("preset", help="save a painting's statistics as a named style")
-    psub = preset.add_subparsers(dest="preset_command", metavar="ACTION", parser_class=_Parser, required=True)
-    save = psub.add_parser("save", help="store a painting's feature statistics (not the image) under a name")
-    save.add_argument("image")
-    save.add_argument("--name", required=True)
+    if want("train"):
+        from brushwork.cli import train
 
-    from brushwork.cli import train
+        train.add_parser(sub, _Parser)
 
-    train.add_parser(sub, _Parser)
-    from brushwork.cli import batch
+    if want("batch"):
+        from brushwork.cli import batch
 
-    batch.add_parser(sub, _Parser)
-    from brushwork.cli import export
+        batch.add_parser(sub, _Parser)
 
-    export.add_parser(sub, _Parser)
-    from brushwork.cli import video
+    if want("export"):
+        from brushwork.cli import export
 
-    video.add_parser(sub, _Parser)
-    _inspect.add_parser(sub, _Parser)
-    from brushwork.cli import serve
+        export.add_parser(sub, _Parser)
 
-    serve.add_parser(sub, _Parser)
+    if want("video"):
+        from brushwork.cli import video
+
+        video.add_parser(sub, _Parser)
+
+    if want("inspect"):
+        _inspect.add_parser(sub, _Parser)
+
+    if want("serve"):
+        from brushwork.cli import serve
+
+        serve.add_parser(sub, _Parser)
+
     return parser
+
 
 
 def _output_paths(photos: list[str], output: str, styles: list[tuple[str, float]]) -> list[Path]:
@@ -438,9 +462,11 @@ _COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input, 1 internal error, 130 interrupted)."""
-    parser = build_parser()
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in _COMMANDS and argv and argv[0] == first else None)
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors: argparse has printed its message
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     if args.command is None:
