@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import sys
@@ -131,34 +132,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         save.add_argument("image")
         save.add_argument("--name", required=True)
 
-    if want("train"):
-        from brushwork.cli import train
-
-        train.add_parser(sub, _Parser)
-
-    if want("batch"):
-        from brushwork.cli import batch
-
-        batch.add_parser(sub, _Parser)
-
-    if want("export"):
-        from brushwork.cli import export
-
-        export.add_parser(sub, _Parser)
-
-    if want("video"):
-        from brushwork.cli import video
-
-        video.add_parser(sub, _Parser)
-
-    if want("inspect"):
-        _inspect.add_parser(sub, _Parser)
-
-    if want("serve"):
-        from brushwork.cli import serve
-
-        serve.add_parser(sub, _Parser)
-
+    for name in ("train", "batch", "export", "video", "inspect", "serve"):  # each in its own module
+        if want(name):
+            importlib.import_module(f"brushwork.cli.{name}").add_parser(sub, _Parser)
     return parser
 
 
