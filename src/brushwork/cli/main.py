@@ -138,7 +138,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-
 def _output_paths(photos: list[str], output: str, styles: list[tuple[str, float]]) -> list[Path]:
     from brushwork.errors import ConfigError
 
@@ -439,8 +438,7 @@ _COMMANDS = {"stylize": _cmd_stylize, "demo": _cmd_demo, "styles": _cmd_styles, 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input, 1 internal error, 130 interrupted)."""
     argv = list(argv) if argv is not None else sys.argv[1:]
-    first = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(first if first in _COMMANDS and argv and argv[0] == first else None)
+    parser = build_parser(argv[0] if argv and argv[0] in _COMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors: argparse has printed its message

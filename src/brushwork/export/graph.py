@@ -43,11 +43,10 @@ def _links(graph: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     return producer, consumers
 
 
-def _per_tensor(graph: Any, node: Any) -> bool:
-    """A Quantize/DequantizeLinear with one scale for the whole tensor (activations; weights are per channel)."""
-    init = {t.name: t for t in graph.initializer}
-    scale = init.get(node.input[1])
-    return scale is not None and all(d == 1 for d in scale.dims)
+def _scalar_constants(graph: Any) -> set[str]:
+    """Names of the one-value initializers: a Quantize/DequantizeLinear whose scale is one of them quantizes
+    the whole tensor alike (activations; weights are per channel)."""
+    return {t.name for t in graph.initializer if all(d == 1 for d in t.dims)}
 
 
 def hoist_quantize(model: Any) -> int:
@@ -61,18 +60,19 @@ def hoist_quantize(model: Any) -> int:
     shape)."""
     graph = model.graph
     outputs = {o.name for o in graph.output}
+    scalars = _scalar_constants(graph)  # the moves add no initializers
     moves = 0
-    while _move_one(graph, outputs, moves):
+    while _move_one(graph, outputs, scalars, moves):
         moves += 1
     if moves:
         sort_nodes(graph)
     return moves
 
 
-def _move_one(graph: Any, outputs: set[str], tag: int) -> bool:
+def _move_one(graph: Any, outputs: set[str], scalars: set[str], tag: int) -> bool:
     producer, consumers = _links(graph)
     for q in graph.node:
-        if q.op_type == "QuantizeLinear" and q.input[0] in producer and _per_tensor(graph, q):
+        if q.op_type == "QuantizeLinear" and q.input[0] in producer and q.input[1] in scalars:
             p = producer[q.input[0]]
             if not moves_values(p) or p.output[0] in outputs:
                 continue
@@ -84,7 +84,7 @@ def _move_one(graph: Any, outputs: set[str], tag: int) -> bool:
                 c.input[0] = out
             q.input[0], q.output[0], p.input[0], p.output[0] = p.input[0], mid, mid, out
             return True
-        if q.op_type == "DequantizeLinear" and q.input[0] in producer and _per_tensor(graph, q):
+        if q.op_type == "DequantizeLinear" and q.input[0] in producer and q.input[1] in scalars:
             users = consumers.get(q.output[0], [])
             if len(users) != 1 or q.output[0] in outputs:
                 continue
@@ -135,7 +135,7 @@ def space_to_depth(model: Any) -> int:
             if len(users) != 1 or users[0].op_type != "Reshape" or y in outputs:
                 break
             y = users[0].output[0]
-        if x not in channels or y == t.output[0]:
+        if x not in channels or y == t.output[0] or y in outputs:
             continue
         c, r = channels[x], block
         # PyTorch's channel c*r*r + i*r + j is SpaceToDepth's (i*r + j)*C + c
@@ -148,9 +148,6 @@ def space_to_depth(model: Any) -> int:
             for k, name in enumerate(n.input):
                 if name == y:
                     n.input[k] = f"{y}_gathered"
-        for o in graph.output:
-            if o.name == y:
-                raise ConfigError("a pixel unshuffle as the graph's output is not rewritten")
         graph.node.append(helper.make_node("Gather", [s2d, idx.name], [f"{y}_gathered"], axis=1, name=f"{y}_gather"))
         done += 1
     if done:
@@ -166,20 +163,25 @@ def _six_d_block(graph: Any, reshape: Any) -> int | None:
     if reshape is None or reshape.op_type != "Reshape":
         return None
     producer, _ = _links(graph)
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for n in graph.node:
-        if n.op_type == "Constant":
-            for a in n.attribute:
-                if a.name == "value":
-                    consts[n.output[0]] = numpy_helper.to_array(a.t)
+    inits = {t.name: t for t in graph.initializer}
+
+    def const(name: str) -> Any:  # only the few small shape constants are converted, never the weights
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        node = producer.get(name)
+        if node is not None and node.op_type == "Constant":
+            return next((numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"), None)
+        return None
+
     shape = reshape.input[1]
-    if shape in consts:
-        vals = consts[shape].reshape(-1)
+    vals = const(shape)
+    if vals is not None:
+        vals = vals.reshape(-1)
         return int(vals[3]) if len(vals) == 6 and vals[3] == vals[5] and vals[3] > 1 else None
     concat = producer.get(shape)
     if concat is None or concat.op_type != "Concat" or len(concat.input) != 6:
         return None
-    a, b = (consts.get(concat.input[k]) for k in (3, 5))
+    a, b = (const(concat.input[k]) for k in (3, 5))
     if a is None or b is None or a.size != 1 or b.size != 1 or int(a.reshape(-1)[0]) != int(b.reshape(-1)[0]):
         return None
     r = int(a.reshape(-1)[0])
