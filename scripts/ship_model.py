@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         # a CycleGAN's model folder follows its checkpoints: it records the steps done of those planned
         "steps": training.get("steps_done", training.get("steps")),
         **({"steps_planned": training["steps"]} if "steps_done" in training else {}),
+        # a warm-started leg: the model it started from, so the steps add up across legs
+        **({"warm_start": training["init"]} if training.get("init") else {}),
         "final_logged": log[-1] if log else None,
         "device": training.get("device"), "precision": training.get("precision"), "torch": training.get("torch"),
         "note": args.note,

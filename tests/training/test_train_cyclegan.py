@@ -91,6 +91,23 @@ def test_unet_generator_trains_and_another_kind_is_refused(data, tmp_path) -> No
         train_cyclegan(_cfg(data, out, steps=2, generator="resnet"))
 
 
+def test_init_warm_starts_the_generators_and_the_warmup_trains_only_the_discriminators(data, tmp_path) -> None:
+    first = train_cyclegan(_cfg(data, tmp_path / "a", steps=2))
+    trained = CycleGANNet.from_pretrained(first)
+    out = tmp_path / "b"
+    model = train_cyclegan(_cfg(data, out, steps=2, init=str(first), d_warmup=2, sample_every=0))
+    after = CycleGANNet.from_pretrained(model)  # the warm-up left both generators as they were
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), after.state_dict().values()))
+    assert read_log(out)[-1]["d_a"] > 0
+    info = json.loads((model / "training.json").read_text())
+    assert info["init"]["steps"] == 2 and info["init"]["model"] == str(first) and len(info["init"]["sha256"]) == 64
+    moved = CycleGANNet.from_pretrained(train_cyclegan(_cfg(data, out, steps=3, init=str(first), d_warmup=2)))
+    assert not all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), moved.state_dict().values()))
+    with pytest.raises(ConfigError, match=r"--init .*ngf"):
+        train_cyclegan(_cfg(data, tmp_path / "c", steps=1, ngf=8, init=str(first)))
+    assert not (tmp_path / "c" / "checkpoint.pt").exists()
+
+
 def _cli(data, out, *extra: str) -> list[str]:
     return ["train", "cyclegan", "--photos", str(data["photos"]), "--paintings", str(data["paintings"]), "-o",
             str(out), "--crop", "64", "--ngf", "4", "--blocks", "1", "--ndf", "4", "--steps", "1", "-q", *extra]
@@ -132,6 +149,8 @@ def _bad_cases(data, tmp_path) -> dict[str, tuple[list[str], str]]:
                                        "multiple of 128"),
         "zero lr": (with_folders(photos, paintings, "--lr", "0"), "lr must be"),
         "lr decay": (with_folders(photos, paintings, "--lr-decay", "0.1"), "linearly"),
+        "init not a model": (with_folders(photos, paintings, "--init", str(root / "texts")), "CycleGAN"),
+        "init unknown": (with_folders(photos, paintings, "--init", "no_such_model"), "unknown model"),
     }
 
 

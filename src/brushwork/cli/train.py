@@ -188,6 +188,12 @@ def _add_cyclegan(tsub: argparse._SubParsersAction) -> None:
     cg.add_argument("--identity", type=float, default=d["identity"], help="identity weight, as a share of the "
                                                                           "cycle weight (0 = off)")
     cg.add_argument("--pool", type=int, default=d["pool_size"], help="past fakes the discriminators also see")
+    cg.add_argument("--init", default=None, metavar="MODEL",
+                    help="start both generators from a trained CycleGAN of the same layout (a folder or a shipped "
+                         "name, e.g. monet): a new leg keeps what earlier training learnt; the discriminators "
+                         "start fresh")
+    cg.add_argument("--d-warmup", type=int, default=200, metavar="N",
+                    help="with --init: the first N steps train only the discriminators")
     cg.add_argument("--sample-every", type=int, default=d["sample_every"], metavar="N",
                     help="write a sheet of held-out photos through the generators every N steps (0 = never)")
 
@@ -374,7 +380,8 @@ def _run_cyclegan(args: argparse.Namespace) -> int:
         steps=args.steps, decay_start=args.decay_start, batch=args.batch, crop=args.crop, lr=args.lr,
         cycle_weight=args.cycle_weight, identity=args.identity, pool_size=args.pool, seed=args.seed,
         precision=args.precision, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-        exclude=args.exclude, exclude_paintings=args.exclude_painting, command=_command(),
+        exclude=args.exclude, exclude_paintings=args.exclude_painting, command=_command(), init=args.init,
+        d_warmup=args.d_warmup,
     )
     model = _train("train cyclegan", args, train_cyclegan, cfg)
     _report(f"cyclegan model (photo -> {cfg.name}, and back) -> {model} "

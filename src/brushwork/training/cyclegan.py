@@ -12,9 +12,11 @@ rewritten with each checkpoint, so the newest generator can be used while traini
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import random
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from torch import nn
 from brushwork.errors import ConfigError, ImageError
 from brushwork.image.convert import from_tensor, to_tensor
 from brushwork.image.io import fit_size, load_image, resize
-from brushwork.methods.cyclegan import CycleGANConfig, CycleGANNet, PatchDiscriminator, default_depth
+from brushwork.methods.cyclegan import KIND, CycleGANConfig, CycleGANNet, PatchDiscriminator, default_depth
 from brushwork.plot import plot_losses
 from brushwork.runtime import autocast, resolve_device, resolve_precision
 from brushwork.training import distributed
@@ -77,6 +79,8 @@ class CycleGANTrainConfig:
     exclude: list[str] = field(default_factory=list)  # photo file-name globs held out (the samples use them)
     exclude_paintings: list[str] = field(default_factory=list)
     command: str = ""
+    init: str | None = None  # a trained CycleGAN (folder or shipped name) whose generators start this run
+    d_warmup: int = 200  # with ``init``: first steps train only the fresh discriminators
 
     def net_config(self) -> CycleGANConfig:
         return CycleGANConfig(generator=self.generator, ngf=self.ngf, n_blocks=self.n_blocks,
@@ -96,6 +100,8 @@ class CycleGANTrainConfig:
                               f"{self.pool_size}, {self.ndf}")
         if self.decay_start is not None and not 0 <= self.decay_start <= self.steps:
             raise ConfigError(f"decay start must be between 0 and steps ({self.steps}), got {self.decay_start}")
+        if self.d_warmup < 0:
+            raise ConfigError(f"d-warmup must be >= 0, got {self.d_warmup}")
         if self.name == "photo":
             raise ConfigError("the painting domain needs a name other than 'photo' (the reverse direction's)")
         net = self.net_config()
@@ -240,6 +246,28 @@ def _check_run_folder(out: Path, net_cfg: CycleGANConfig) -> None:
         raise ConfigError(f"the checkpoint in {out} is of another CycleGAN ({diff}): use another output folder")
 
 
+def _load_init(name: str, net_cfg: CycleGANConfig) -> tuple[CycleGANNet, dict[str, Any]]:
+    """The generators ``--init`` names, checked against this run's layout, and what to record of them."""
+    from brushwork.registry import resolve_model, shipped_models
+
+    shipped = [m.path for m in shipped_models() if m.name == name and m.kind == KIND]
+    folder = shipped[0] if shipped else resolve_model(name)[0]
+    init = CycleGANNet.from_pretrained(folder)
+    keys = ("generator", "ngf", "n_blocks", "depth", "upsample")
+    theirs, ours = ({k: getattr(c, k) for k in keys} for c in (init.config, net_cfg))
+    if init.config.generator == "resnet":  # a resnet's depth is unused
+        theirs.pop("depth"), ours.pop("depth")
+    if theirs != ours:
+        raise ConfigError(f"--init {name}: its generators are {theirs}, this run asks for {ours}")
+    card = Path(folder) / "MODEL.json"
+    done = json.loads(card.read_text()).get("steps") if card.is_file() else None
+    training = Path(folder) / "training.json"
+    if done is None and training.is_file():
+        done = json.loads(training.read_text()).get("steps_done")
+    weights = Path(folder) / "model.safetensors"
+    return init, {"model": str(folder), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "steps": done}
+
+
 def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
                    progress: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
     """Train (or resume) a CycleGAN in ``cfg.out_dir``; returns the model folder (both generators)."""
@@ -252,6 +280,7 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
     painting_files = list_images(cfg.paintings, cfg.exclude_paintings)
     _check_collection(photo_files, "photos", cfg.crop)
     _check_collection(painting_files, "paintings", cfg.crop)
+    init_net, init_info = _load_init(cfg.init, net_cfg) if cfg.init else (None, None)  # fails before any work
     _check_run_folder(out, net_cfg)
     sample_photos = held_out(cfg.photos, cfg.exclude)[:4] or photo_files[:2]
     sample_paintings = held_out(cfg.paintings, cfg.exclude_paintings)[:2] or painting_files[:1]
@@ -271,6 +300,9 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+    if init_net is not None:  # a warm start: trained generators, fresh discriminators (a resume overrides both)
+        net.load_state_dict(init_net.state_dict())
+    warmup = cfg.d_warmup if init_net is not None else 0
     g_model, d_model = distributed.wrap(gens), distributed.wrap(discs)
     betas = (cfg.beta1, 0.999)
     opt_g = torch.optim.Adam(gens.parameters(), lr=cfg.lr, betas=betas)
@@ -290,7 +322,8 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
         a = next(a_iter).to(dev, non_blocking=True) * 2 - 1
         b = next(b_iter).to(dev, non_blocking=True) * 2 - 1
         discs.requires_grad_(False)  # the generators' step: D's weights get no gradient
-        with autocast(dev, dtype):
+        warming = step <= warmup  # fresh discriminators judge first: their early verdicts would only mislead G
+        with autocast(dev, dtype), torch.set_grad_enabled(not warming):
             o = g_model(a, b, identity)
             pred_a, pred_b = discs(o["fake_a"], o["fake_b"])
         o = {k: v.float() for k, v in o.items()}
@@ -298,7 +331,12 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
         cycle = F.l1_loss(o["rec_a"], a) + F.l1_loss(o["rec_b"], b)
         idt = F.l1_loss(o["idt_b"], b) + F.l1_loss(o["idt_a"], a) if identity else torch.zeros((), device=dev)
         loss_g = gan + lam_c * cycle + lam_i * idt
-        optimizer_step(loss_g, opt_g, scaler, sched_g)
+        if warming:
+            with warnings.catch_warnings():  # the schedule keeps time with the steps; G's optimizer waits
+                warnings.simplefilter("ignore", UserWarning)
+                sched_g.step()
+        else:
+            optimizer_step(loss_g, opt_g, scaler, sched_g)
         discs.requires_grad_(True)
         fake_a, fake_b = pools[0].query(o["fake_a"]), pools[1].query(o["fake_b"])
         with autocast(dev, dtype):
@@ -316,7 +354,7 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
                 "lr": sched_g.get_last_lr()[0]}
 
     meta = {"training": {**asdict(cfg), "device": str(dev), "precision": str(dtype).replace("torch.", ""),
-                         "torch": torch.__version__, "machine": platform.machine(),
+                         "torch": torch.__version__, "machine": platform.machine(), "init": init_info,
                          "photos_used": len(photo_files), "paintings_used": len(painting_files),
                          "held_out_photos": [p.name for p in held_out(cfg.photos, cfg.exclude)],
                          "held_out_paintings": [p.name for p in held_out(cfg.paintings, cfg.exclude_paintings)]}}
