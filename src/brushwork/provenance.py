@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import html
 import io
@@ -64,12 +65,26 @@ def _dct_basis() -> np.ndarray:
     return np.stack([np.outer(d[u], d[v]).ravel() for u, v in COEFS])
 
 
-def _pattern() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The tile ``(TILE, TILE, K)`` of ±1 chips (pseudo-noise times payload bit), the noise, the bit index."""
+def generate_pattern() -> tuple[np.ndarray, np.ndarray]:
+    """The noise ``(TILE, TILE, K)`` of ±1 and the payload bit each chip carries, drawn from numpy's PCG64
+    stream at :data:`_SEED`. :data:`PATTERN_FILE` holds the result: importing ``numpy.random`` costs ~15 ms of
+    every command's start-up."""
     rng = np.random.default_rng(_SEED)
     shape = (TILE, TILE, len(COEFS))
     noise = rng.choice(np.array([-1.0, 1.0]), size=shape)
-    bit_of = (rng.permutation(noise.size) % PAYLOAD_BITS.size).reshape(shape)
+    return noise, (rng.permutation(noise.size) % PAYLOAD_BITS.size).reshape(shape)
+
+
+#: :func:`generate_pattern`'s noise signs (int8) then bit indices (uint8); a test keeps them equal
+PATTERN_FILE = Path(__file__).with_name("watermark_pattern.bin")
+
+
+def _pattern() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tile ``(TILE, TILE, K)`` of ±1 chips (pseudo-noise times payload bit), the noise, the bit index."""
+    shape = (TILE, TILE, len(COEFS))
+    raw = np.fromfile(PATTERN_FILE, dtype=np.uint8)
+    noise = raw[: raw.size // 2].view(np.int8).astype(np.float64).reshape(shape)
+    bit_of = raw[raw.size // 2:].astype(np.int64).reshape(shape)
     return noise * (2.0 * PAYLOAD_BITS[bit_of] - 1.0), noise, bit_of
 
 
@@ -157,46 +172,33 @@ def watermark_residual(luma: np.ndarray) -> np.ndarray | None:
     return None if res is None else np.asarray(res, dtype=np.float32)
 
 
-def _crop_rows(img: Image.Image, y0: int, y1: int) -> np.ndarray:
-    return np.asarray(img.crop((0, y0, img.size[0], y1)))
-
-
-def _luma_of(img: Image.Image, bands: list[tuple[int, int]]) -> Image.Image:
-    """The luminance of an RGB, RGBA, L or LA image as a mode F image, computed band by band: no full-size
-    float copy of the colour planes."""
-    luma = Image.new("F", img.size)
-    for y0, y1 in bands:
-        arr = _crop_rows(img, y0, y1)
-        luma.paste(Image.fromarray(_luma(arr[..., 0] if img.mode == "LA" else arr[..., :3] if arr.ndim == 3
-                                         else arr), mode="F"), (0, y0))
-    return luma
-
-
 def embed_watermark(img: Image.Image) -> tuple[Image.Image, str | None]:
     """``img`` with the watermark in it, and a note when it could not be embedded (too small, an odd
     mode): the image is then returned unchanged, never refused. Alpha is kept as it is.
 
-    ``img`` is never changed. Full-size work is done in bands of rows, so a large image costs the marked
-    copy and the residual (4 bytes a pixel each) beyond itself, not several float copies of it."""
+    ``img`` is never changed. Beyond itself a large image costs its luminance, the residual (4 bytes a pixel
+    each, one at a time) and the marked copy; the colour planes are changed in 16-bit bands of rows."""
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         return img, f"no watermark: image mode {img.mode} is not supported"
     w, h = img.size
-    bands = _row_bands(w, h)
-    res = _residual_image(_luma_of(img, bands))
+    res = _residual_image(img.convert("F"))  # Pillow's luma (0.299, 0.587, 0.114) in one pass
     if res is None:
         return img, (f"no watermark: {img.size[0]}x{img.size[1]} is too small to carry one "
                      f"(needs a short side of {MIN_SIDE} px at {CANON} px long)")
-    out = Image.new(img.mode, img.size)
+    src = np.asarray(img)
+    out = np.empty_like(src)
     n = 1 if img.mode == "LA" else 3
-    for y0, y1 in bands:
-        band = _crop_rows(img, y0, y1).astype(np.float32)
-        r = np.asarray(res.crop((0, y0, w, y1)), dtype=np.float32)
+    for y0, y1 in _row_bands(w, h):
+        # round(pixel + r) is pixel + round(r) for whole pixels: the rounding is done once, in 16 bits after
+        r = np.floor(np.asarray(res.crop((0, y0, w, y1)), dtype=np.float32) + 0.5).astype(np.int16)
+        band = src[y0:y1].astype(np.int16)
         if band.ndim == 2:
             band += r
         else:
             band[..., :n] += r[..., None]
-        out.paste(Image.fromarray(np.clip(band + 0.5, 0, 255).astype(np.uint8), mode=img.mode), (0, y0))
-    return out, None
+        np.clip(band, 0, 255, out=band)
+        out[y0:y1] = band
+    return Image.fromarray(out, mode=img.mode), None
 
 
 def _fold(coefs: np.ndarray) -> np.ndarray:
@@ -207,7 +209,10 @@ def _fold(coefs: np.ndarray) -> np.ndarray:
     return padded.reshape(-1, TILE, padded.shape[1] // TILE, TILE, k).sum(axis=(0, 2))
 
 
-_TILE_FFT = np.fft.fft2(_TILE_CHIPS, axes=(0, 1))
+@functools.cache
+def _tile_fft() -> np.ndarray:
+    """The pattern's spectrum, for detection only (not computed at import: every command imports this)."""
+    return np.fft.fft2(_TILE_CHIPS, axes=(0, 1))
 
 
 def _score(canon: np.ndarray) -> tuple[float, int, tuple[int, int, int, int]]:
@@ -222,7 +227,7 @@ def _score(canon: np.ndarray) -> tuple[float, int, tuple[int, int, int, int]]:
             c = blocks @ _BASIS.T
             c /= np.sqrt((c * c).mean(axis=2, keepdims=True) + 1.0)  # each block counts about the same
             folded = _fold(c)
-            corr = np.fft.ifft2(np.conj(np.fft.fft2(folded, axes=(0, 1))) * _TILE_FFT, axes=(0, 1)).real.sum(2)
+            corr = np.fft.ifft2(np.conj(np.fft.fft2(folded, axes=(0, 1))) * _tile_fft(), axes=(0, 1)).real.sum(2)
             sy, sx = np.unravel_index(int(np.argmax(corr)), corr.shape)
             z = float(corr[sy, sx] / math.sqrt(float((c * c).sum()) + 1e-12))
             if z > best[0]:

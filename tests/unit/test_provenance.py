@@ -156,3 +156,12 @@ def test_video_frames_are_marked_before_encoding(tmp_path: Path, watermark: bool
     with av.open(str(result)) as back:
         frame = next(back.decode(video=0)).to_image()
     assert P.detect_watermark(frame).detected is watermark
+
+
+def test_the_shipped_pattern_is_the_seeded_one() -> None:
+    """watermark_pattern.bin saves importing numpy.random at start-up; it must stay the PCG64 stream's draw."""
+    from brushwork import provenance as prov
+
+    noise, bit_of = prov.generate_pattern()
+    assert np.array_equal(prov._NOISE, noise) and np.array_equal(prov._BIT_OF, bit_of)
+    assert np.array_equal(prov._TILE_CHIPS, noise * (2.0 * prov.PAYLOAD_BITS[bit_of] - 1.0))

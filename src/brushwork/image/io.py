@@ -517,6 +517,7 @@ def save_image(img: Image.Image, path: str | Path, quality: int = 95, *,
     An image too small to carry the mark is written unmarked, with a note appended to ``notes``.
     """
     from brushwork import provenance as _prov
+    from brushwork.image.png import encode_png
 
     path = Path(path).expanduser()
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
@@ -527,9 +528,13 @@ def save_image(img: Image.Image, path: str | Path, quality: int = 95, *,
     img, kwargs, note = _prov.encode(img, fmt, provenance=provenance, watermark=watermark, quality=quality)
     if note and notes is not None and note not in notes:
         notes.append(note)
+    data = encode_png(img, kwargs["pnginfo"].chunks if "pnginfo" in kwargs else ()) if fmt == "PNG" else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(path, fmt, **kwargs)
+        if data is None:
+            img.save(path, fmt, **kwargs)
+        else:  # encoded whole before the file is opened: an error cannot leave half a PNG
+            path.write_bytes(data)
     except OSError as exc:
         raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
