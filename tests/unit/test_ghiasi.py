@@ -297,6 +297,22 @@ def test_quantize_with_paintings_makes_the_statistics_encoder_int8_too(tiny_ghia
         quantize(enc, tmp_path / "e.onnx", photos=[pictures["photo"]], paintings=paintings)
 
 
+def test_an_int8_template_without_weights_fills_back_to_the_quantized_graph(exported, pictures, tmp_path) -> None:
+    """What ships instead of VGG19's int8 weights: the quantized graph stripped of them, refilled exactly from
+    the float graph's."""
+    import onnx
+
+    from brushwork.export.quantize import quantize
+    from brushwork.inference.vgg import fill_quantized, strip_quantized
+
+    enc = exported[2]
+    q = onnx.load(str(quantize(enc, tmp_path / "e.int8.onnx", photos=[pictures["a"], pictures["b"]], size=64)))
+    template = strip_quantized(q)
+    assert len(template.SerializeToString()) < len(q.SerializeToString()) / 4
+    assert all(i.dims == [0] for i in template.graph.initializer if i.name.endswith("_quantized"))
+    assert fill_quantized(template, onnx.load(str(enc))).SerializeToString() == q.SerializeToString()
+
+
 def _mean_color(img) -> np.ndarray:
     return np.asarray(img, np.float64).reshape(-1, 3).mean(axis=0)
 

