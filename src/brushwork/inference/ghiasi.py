@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -201,28 +200,16 @@ class OrtGhiasi:
         weights, masks, unmasked = check_blend_request(styles, weights, masks, strength, preserve_color, size, blend)
         t0 = time.perf_counter()
         notes: list[str] = []
-        colours = palette_wanted(palette, strength, preserve_color, masks)
-
-        def paintings() -> list[np.ndarray]:
-            embedded = [self.embed_image(s) for s in styles]
-            for s in styles if colours else []:  # decoded once above; the colours land in self._colors
-                painting_colors(s, self._colors)
-            return embedded
-
-        # a new painting's decode and encoder pass run beside the photo's decode (onnxruntime and Pillow's
-        # decoders let go of the GIL): ~30-50 ms of a first use on 2 cores
-        with ThreadPoolExecutor(1) as pool:
-            embedded = pool.submit(paintings)
-            original, (w, h) = photo_plan(photo, size, upscale, notes)
-            grid = plan_pass((w, h), self.widths, "a ghiasi pass", tile, memory_limit)
-            finish = Finish.of((w, h), 1.0, preserve_color, mask, notes)
-            embeddings = embedded.result()
+        original, (w, h) = photo_plan(photo, size, upscale, notes)
+        grid = plan_pass((w, h), self.widths, "a ghiasi pass", tile, memory_limit)
+        finish = Finish.of((w, h), 1.0, preserve_color, mask, notes)
         set_palette(finish, styles, weights, masks, palette, strength, preserve_color, notes, self._colors)
         own = None
         if strength < 1:
             small = resize(original, fit_size(original.size, self.style_size, allow_upscale=True))
             own = self.embed_statistics(self.statistics(to_array(small)))
-        paints = region_embeddings(embeddings, weights, masks, unmasked, strength, blend, own, (w, h), notes)
+        paints = region_embeddings([self.embed_image(s) for s in styles], weights, masks, unmasked, strength, blend,
+                                   own, (w, h), notes)
         runners = [OrtNormRunner(self.norms, {"embedding": np.ascontiguousarray(e, np.float32)},
                                  int(self.meta.get("pad_multiple", 4)), self.session) for e, _ in paints]
         out = render(resize(original, (w, h)), grid, RegionRunner(runners, paints) if paints else None, finish,
