@@ -37,14 +37,19 @@ class JobStopped(Exception):
 
 def encode(img: Image.Image, fmt: str = "png", quality: int = 90, *, provenance: dict[str, Any] | None = None,
            watermark: bool = False) -> bytes:
-    """An image as PNG (fast, level 1: the answer is a download, not an archive) or JPEG bytes; a result gets
-    brushwork's watermark and provenance record (brushwork.provenance), previews and thumbnails do not."""
+    """An image as PNG (brushwork's fast writer: the answer is a download, not an archive) or JPEG bytes; a
+    result gets brushwork's watermark and provenance record (brushwork.provenance), previews and thumbnails do
+    not."""
+    from brushwork.image.png import encode_png
     from brushwork.provenance import encode as marked
 
     name = "JPEG" if fmt == "jpeg" else "PNG"
     img, kwargs, _ = marked(img, name, provenance=provenance, watermark=watermark, quality=quality)
     if name == "PNG":
-        kwargs["compress_level"] = 1
+        data = encode_png(img, kwargs["pnginfo"].chunks if "pnginfo" in kwargs else ())
+        if data is not None:
+            return data
+        kwargs["compress_level"] = 1  # a mode the writer does not take: Pillow, fast
     buf = io.BytesIO()
     img.save(buf, name, **kwargs)
     return buf.getvalue()
