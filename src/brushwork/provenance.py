@@ -198,7 +198,9 @@ def embed_watermark(img: Image.Image) -> tuple[Image.Image, str | None]:
             band[..., :n] += r[..., None]
         np.clip(band, 0, 255, out=band)
         out[y0:y1] = band
-    return Image.fromarray(out, mode=img.mode), None
+    marked = Image.fromarray(out, mode=img.mode)
+    marked.info.update(img.info)  # a colour profile, resolution, ... travel with the pixels
+    return marked, None
 
 
 def _fold(coefs: np.ndarray) -> np.ndarray:

@@ -65,9 +65,15 @@ def test_metadata_chunks_are_the_ones_pillow_writes() -> None:
     assert data.index(b"tIME") > data.index(b"IDAT")
 
 
-def test_other_modes_go_to_pillow(tmp_path) -> None:
+def test_other_modes_and_colour_profiles_go_to_pillow(tmp_path) -> None:
     assert png.encode_png(Image.new("P", (4, 4))) is None
     assert png.encode_png(Image.new("I;16", (4, 4))) is None
+    profiled = _image("RGB", (300, 200))
+    profiled.info["icc_profile"] = b"a colour profile"
+    assert png.encode_png(profiled) is None
+    for marked in (False, True):
+        out = save_image(profiled, tmp_path / f"profiled{marked}.png", watermark=marked)
+        assert Image.open(out).info.get("icc_profile") == b"a colour profile"
     out = save_image(Image.new("I;16", (300, 200), 1234), tmp_path / "deep.png", watermark=False)
     assert np.asarray(Image.open(out)).max() == 1234
 

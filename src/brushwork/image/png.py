@@ -24,6 +24,9 @@ COLOR_TYPES = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}
 BAND_BYTES = 16 << 20
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UP = 2  # PNG filter type
+#: what Pillow writes from ``img.info`` and this writer does not (a colour profile, transparency, gamma,
+#: resolution): such an image goes to Pillow so that nothing of it is lost
+_KEPT_BY_PILLOW = {"icc_profile", "transparency", "gamma", "dpi", "srgb", "chromaticity"}
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -58,7 +61,7 @@ def encode_png(img: Image.Image, chunks: Sequence[tuple[Any, ...]] = ()) -> byte
     image data"); None for a mode this writer does not take (the caller then uses Pillow)."""
     color = COLOR_TYPES.get(img.mode)
     w, h = img.size
-    if color is None or w < 1 or h < 1:
+    if color is None or w < 1 or h < 1 or _KEPT_BY_PILLOW & img.info.keys():
         return None
     pixels = np.asarray(img).reshape(h, -1)
     comp = _compressor()
