@@ -354,3 +354,34 @@ def test_soft_gamut_rolls_off_instead_of_clipping() -> None:
     assert np.all(np.diff(out) >= 0) and out.min() > 0 and out.max() < 1  # monotonic, never at 0 or 1
     middle = (v > 0.1) & (v < 0.9)
     assert np.array_equal(out[middle], v[middle])
+
+
+def test_a_new_painting_is_decoded_once_and_small(exported, tmp_path, monkeypatch) -> None:
+    """Its statistics and its colours come from one decode, a JPEG's at a reduced DCT scale (at least twice
+    the size used), and match those of a full decode."""
+    import brushwork.inference.ghiasi as og
+    from brushwork.image import io
+    from brushwork.inference.arrays import color_stats, to_array
+
+    monkeypatch.setenv("BRUSHWORK_NO_PAINTING_CACHE", "1")
+    painting = tmp_path / "big.jpg"
+    yy, xx = np.mgrid[0:1536, 0:2048]
+    Image.fromarray(np.stack([xx // 8 % 256, yy // 6 % 256, (xx // 32 + yy // 24) % 256], -1).astype(np.uint8)).save(
+        painting, quality=95)
+    calls: list[tuple[int, int]] = []
+    real = io.load_image
+
+    def counting(*a, **k):
+        img = real(*a, **k)
+        calls.append(img.size)
+        return img
+
+    monkeypatch.setattr(og, "load_image", counting)
+    g = og.OrtGhiasi(exported[0])
+    stats = g._painting_statistics(painting, "style image")
+    colors = og.painting_colors(painting, {})
+    assert calls == [(512, 384)]  # a quarter: still twice the 256 px of the colours; once for both
+    whole = real(painting)
+    full = to_array(whole.resize(io.fit_size(whole.size, g.style_size), Image.Resampling.LANCZOS))
+    assert np.abs(stats - g.statistics(full)).max() < 0.05 * np.abs(stats).max()
+    assert colors is not None and np.abs(colors[0] - color_stats(np.asarray(whole))[0]).max() < 0.01

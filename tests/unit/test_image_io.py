@@ -190,6 +190,26 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
     assert img.mode == "RGB"
 
 
+def test_at_least_decodes_a_jpeg_smaller_but_not_below_it(tmp_path: Path) -> None:
+    """A caller that shrinks anyway may get a JPEG decoded at a fraction of its size: never smaller than
+    asked, rotated as the full decode, the same picture after the resize; other formats come whole."""
+    yy, xx = np.mgrid[0:600, 0:1000]
+    arr = np.stack([xx * 255 // 999, yy * 255 // 599, (xx + yy) % 256], axis=-1).astype(np.uint8)
+    jpg, png = tmp_path / "p.jpg", tmp_path / "p.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(arr).save(jpg, quality=95, exif=exif.tobytes())
+    Image.fromarray(arr).save(png)
+    full, small = load_image(jpg), load_image(jpg, at_least=200)
+    assert full.size == (600, 1000) and small.size == (150, 250)  # DCT scale 1/4; turned as the full one
+    assert load_image(jpg, at_least=400).size == (300, 500)
+    assert load_image(jpg, at_least=600).size == (600, 1000)  # halving would go below 600: whole
+    assert load_image(png, at_least=200).size == (1000, 600)  # (no EXIF in it)
+    a = np.asarray(full.resize((120, 200), Image.Resampling.LANCZOS), dtype=float)
+    b = np.asarray(small.resize((120, 200), Image.Resampling.LANCZOS), dtype=float)
+    assert np.abs(a - b).mean() < 2.0
+
+
 # --------------------------------------------------------------------------- arrays and tensors
 
 
