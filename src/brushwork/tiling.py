@@ -254,6 +254,8 @@ def render(img: Any, grid: TileGrid | None, runner: NormRunner | None, finish: A
         return tiled_image(img, grid, runner, finish, notes, progress)
     x = to_array(img)
     y = runner.run(x) if runner is not None else x
+    if hasattr(finish, "image"):  # a Finish: it may make the picture faster than a pass then to_image
+        return finish.image(y, x)
     return to_image(finish(y, x) if finish is not None else y, inplace=True)
 
 

@@ -93,6 +93,33 @@ def test_statistics_graph_equals_the_torch_encoder(tmp_path) -> None:
     assert np.abs(s - ref).max() < 1e-3 * max(1.0, float(np.abs(ref).max()))
 
 
+def test_palette_finish_graph_is_the_shipped_one_and_matches_numpy(monkeypatch) -> None:
+    """The shipped graph is what brushwork.export.finish builds, and gives numpy's picture (a level of 255
+    here and there from float rounding); other finishes stay on numpy."""
+    import onnxruntime  # noqa: F401  (the graph is used where onnxruntime is loaded)
+
+    from brushwork.export.finish import SHIPPED, build
+
+    assert SHIPPED.read_bytes() == build().SerializeToString(), "run brushwork.export.finish.write()"
+    rng = np.random.default_rng(0)
+    y = np.clip(rng.normal(0.5, 0.35, (1, 3, 96, 128)), 0, 1).astype(np.float32)
+    painting = (np.array([0.7, 0.3, 0.2]), np.array([[0.08, 0.01, 0.0], [0.01, 0.03, 0.0], [0.0, 0.0, 0.05]]))
+
+    def finish(**kw) -> arrays.Finish:
+        return arrays.Finish(palette=painting, palette_amount=0.6, **kw)
+
+    ran = []
+    real = arrays._palette_finish
+    monkeypatch.setattr(arrays, "_palette_finish", lambda: ran.append(1) or real())
+    fast = np.asarray(finish().image(y.copy(), y), dtype=int)
+    slow = np.asarray(arrays.to_image(finish()(y.copy(), y)), dtype=int)
+    assert ran == [1] and fast.shape == slow.shape == (96, 128, 3)
+    assert np.abs(fast - slow).max() <= 1 and (fast != slow).mean() < 1e-3
+    assert (fast != np.asarray(arrays.to_image(y.copy()), dtype=int)).mean() > 0.5  # the colours did move
+    kept = finish(strength=0.5).image(y.copy(), y)  # a pixel blend too: numpy
+    assert ran == [1] and np.array_equal(np.asarray(kept), np.asarray(arrays.to_image(finish(strength=0.5)(y, y))))
+
+
 def test_engine_choice() -> None:
     shipped = ROOT / "src/brushwork/models/cin/model.int8.onnx"
     assert resolve_engine("auto", shipped) == "int8"  # one command: no torch import wins everywhere

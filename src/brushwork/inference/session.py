@@ -57,6 +57,11 @@ def session_from_bytes(model: bytes | str, path: str | Path, threads: int | None
     # no memory pattern: its one block per run is fresh pages again on every run (~28k page faults at 1024 px,
     # 20-25% of the second pass) and raises the peak by ~0.1 GiB; the arena alone reuses its chunks
     opts.enable_mem_pattern = False
+    # no spinning: a command runs three or four sessions one after the other (statistics encoder, transformer,
+    # palette finish), each with its own pool, and the pool that last ran would keep spinning on the cores the
+    # next one needs (40-50 ms of a 1024 px ghiasi command on 2 cores). (One process-wide pool would do it too,
+    # but once made onnxruntime refuses every session without it, other libraries' sessions included.)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(model, sess_options=opts, providers=[provider])
     except Exception as exc:  # onnxruntime raises its own types for unreadable files
