@@ -385,3 +385,19 @@ def test_a_new_painting_is_decoded_once_and_small(exported, tmp_path, monkeypatc
     full = to_array(whole.resize(io.fit_size(whole.size, g.style_size), Image.Resampling.LANCZOS))
     assert np.abs(stats - g.statistics(full)).max() < 0.05 * np.abs(stats).max()
     assert colors is not None and np.abs(colors[0] - color_stats(np.asarray(whole))[0]).max() < 0.01
+
+
+def test_a_bad_painting_read_on_its_thread_is_one_error_after_the_photo_s(exported, pictures, tmp_path) -> None:
+    """The painting is read beside the photo: its error still comes as the one-line ImageError, and a bad
+    photo is reported first, as before."""
+    from brushwork.errors import ImageError
+    from brushwork.inference.ghiasi import OrtGhiasi
+
+    g = OrtGhiasi(exported[0])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not the rest of a jpeg")
+    with pytest.raises(ImageError, match="style image .*corrupt or truncated|style image is not an image"):
+        g.stylize(pictures["photo"], [str(broken)])
+    with pytest.raises(ImageError, match="photo not found"):
+        g.stylize(tmp_path / "gone.png", [str(broken)])
+    assert g.stylize(pictures["photo"], [str(pictures["a"])]).image.size == (80, 64)  # and it still works
