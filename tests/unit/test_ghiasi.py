@@ -396,7 +396,7 @@ def test_a_bad_painting_read_on_its_thread_is_one_error_after_the_photo_s(export
     g = OrtGhiasi(exported[0])
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not the rest of a jpeg")
-    with pytest.raises(ImageError, match="style image .*corrupt or truncated|style image is not an image"):
+    with pytest.raises(ImageError, match=r"style image .*corrupt or truncated|style image is not an image"):
         g.stylize(pictures["photo"], [str(broken)])
     with pytest.raises(ImageError, match="photo not found"):
         g.stylize(tmp_path / "gone.png", [str(broken)])
