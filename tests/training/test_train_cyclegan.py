@@ -108,6 +108,29 @@ def test_init_warm_starts_the_generators_and_the_warmup_trains_only_the_discrimi
     assert not (tmp_path / "c" / "checkpoint.pt").exists()
 
 
+def test_ema_ships_the_weight_average_and_resumes_it(data, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = train_cyclegan(_cfg(data, tmp_path / "a", steps=4, ema=0.5, sample_every=0))
+    state = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    raw, shipped = state["gens"], CycleGANNet.from_pretrained(model).state_dict()  # shipped as fp16
+    averaged = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert averaged.keys() == shipped.keys() == raw.keys()
+    assert all(torch.equal(averaged[k].half().float(), shipped[k].float()) for k in shipped)  # the average ships
+    assert not all(torch.equal(raw[k].half().float(), shipped[k].float()) for k in shipped)  # not the raw nets
+    assert int(state["ema"]["n_averaged"]) == 4
+
+    def kill_at_2(step: int, total: int, losses: dict) -> None:
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    torch.manual_seed(0)
+    with pytest.raises(TrainingStopped):
+        train_cyclegan(_cfg(data, tmp_path / "b", steps=4, ema=0.5, sample_every=0), progress=kill_at_2)
+    resumed = train_cyclegan(_cfg(data, tmp_path / "b", steps=4, ema=0.5, sample_every=0))
+    again = CycleGANNet.from_pretrained(resumed).state_dict()
+    assert all(torch.equal(again[k], shipped[k]) for k in shipped)  # the average survived the kill
+
+
 def _cli(data, out, *extra: str) -> list[str]:
     return ["train", "cyclegan", "--photos", str(data["photos"]), "--paintings", str(data["paintings"]), "-o",
             str(out), "--crop", "64", "--ngf", "4", "--blocks", "1", "--ndf", "4", "--steps", "1", "-q", *extra]
@@ -151,6 +174,7 @@ def _bad_cases(data, tmp_path) -> dict[str, tuple[list[str], str]]:
         "lr decay": (with_folders(photos, paintings, "--lr-decay", "0.1"), "linearly"),
         "init not a model": (with_folders(photos, paintings, "--init", str(root / "texts")), "CycleGAN"),
         "init unknown": (with_folders(photos, paintings, "--init", "no_such_model"), "unknown model"),
+        "ema not a decay": (with_folders(photos, paintings, "--ema", "1.5"), "ema must be"),
     }
 
 

@@ -194,6 +194,9 @@ def _add_cyclegan(tsub: argparse._SubParsersAction) -> None:
                          "start fresh")
     cg.add_argument("--d-warmup", type=int, default=200, metavar="N",
                     help="with --init: the first N steps train only the discriminators")
+    cg.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                    help="ship an exponential moving average of the generators' weights (e.g. 0.999: about the "
+                         "last 1000 steps), which damps a GAN's swings; 0 = the raw generators")
     cg.add_argument("--sample-every", type=int, default=d["sample_every"], metavar="N",
                     help="write a sheet of held-out photos through the generators every N steps (0 = never)")
 
@@ -381,7 +384,7 @@ def _run_cyclegan(args: argparse.Namespace) -> int:
         cycle_weight=args.cycle_weight, identity=args.identity, pool_size=args.pool, seed=args.seed,
         precision=args.precision, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         exclude=args.exclude, exclude_paintings=args.exclude_painting, command=_command(), init=args.init,
-        d_warmup=args.d_warmup,
+        d_warmup=args.d_warmup, ema=args.ema,
     )
     model = _train("train cyclegan", args, train_cyclegan, cfg)
     _report(f"cyclegan model (photo -> {cfg.name}, and back) -> {model} "

@@ -8,6 +8,11 @@ Adam 2e-4 with beta1 0.5, a constant rate for the first half of the steps then a
 batch 1, random crops and flips. Everything a resume needs (four nets, two optimizers, both pools,
 both crop streams, the pool and torch RNGs) is in the checkpoint; the model folder ``RUN/model`` is
 rewritten with each checkpoint, so the newest generator can be used while training goes on.
+
+``ema`` keeps an exponential moving average of the generators' weights (Yazici et al. 2019, "The
+Unusual Effectiveness of Averaging in GAN Training"): a GAN's generator circles around a good point at
+a constant learning rate, and the average sits nearer it. The samples and the model folder then hold
+the average; the raw generators keep training.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class CycleGANTrainConfig:
     command: str = ""
     init: str | None = None  # a trained CycleGAN (folder or shipped name) whose generators start this run
     d_warmup: int = 200  # with ``init``: first steps train only the fresh discriminators
+    ema: float = 0.0  # decay of the generators' weight average (e.g. 0.999); 0 = the raw generators ship
 
     def net_config(self) -> CycleGANConfig:
         return CycleGANConfig(generator=self.generator, ngf=self.ngf, n_blocks=self.n_blocks,
@@ -102,6 +108,8 @@ class CycleGANTrainConfig:
             raise ConfigError(f"decay start must be between 0 and steps ({self.steps}), got {self.decay_start}")
         if self.d_warmup < 0:
             raise ConfigError(f"d-warmup must be >= 0, got {self.d_warmup}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1) (0 = off, e.g. 0.999), got {self.ema}")
         if self.name == "photo":
             raise ConfigError("the painting domain needs a name other than 'photo' (the reverse direction's)")
         net = self.net_config()
@@ -303,6 +311,10 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
     if init_net is not None:  # a warm start: trained generators, fresh discriminators (a resume overrides both)
         net.load_state_dict(init_net.state_dict())
     warmup = cfg.d_warmup if init_net is not None else 0
+    # the weight average, if any, is what the samples and the model folder show
+    ema = (torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
+                                               use_buffers=True) if cfg.ema else None)
+    shown = ema.module if ema is not None else net
     g_model, d_model = distributed.wrap(gens), distributed.wrap(discs)
     betas = (cfg.beta1, 0.999)
     opt_g = torch.optim.Adam(gens.parameters(), lr=cfg.lr, betas=betas)
@@ -337,6 +349,8 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
                 sched_g.step()
         else:
             optimizer_step(loss_g, opt_g, scaler, sched_g)
+            if ema is not None:
+                ema.update_parameters(net)
         discs.requires_grad_(True)
         fake_a, fake_b = pools[0].query(o["fake_a"]), pools[1].query(o["fake_b"])
         with autocast(dev, dtype):
@@ -347,7 +361,7 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
         optimizer_step(d_a + d_b, opt_d, scaler, sched_d)
         if distributed.is_main() and cfg.sample_every and step % cfg.sample_every == 0:
             (out / SAMPLES).mkdir(parents=True, exist_ok=True)
-            _sample_sheet(net, sample_photos, sample_paintings, 2 * cfg.crop, dev, dtype).save(
+            _sample_sheet(shown, sample_photos, sample_paintings, 2 * cfg.crop, dev, dtype).save(
                 out / SAMPLES / f"step_{step:07d}.png")
         return {"g_gan": float(gan.detach()), "cycle": float(cycle.detach()), "identity": float(idt.detach()),
                 "d_a": float(d_a.detach()), "d_b": float(d_b.detach()), "g_total": float(loss_g.detach()),
@@ -363,7 +377,7 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
         history = read_log(out)
         info = {**meta["training"], "steps_done": step, "final": history[-1] if history else {},
                 "skipped_files": photos.skipped + paintings.skipped}
-        folder = net.save_pretrained(out / "model", meta={"training": info})
+        folder = shown.save_pretrained(out / "model", meta={"training": info})
         (folder / "training.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
         return folder
 
@@ -373,6 +387,8 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
                  "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "photos": photos.state(),
                  "paintings": paintings.state(), "pools": [p.state() for p in pools],
                  "torch_rng": torch.get_rng_state()}
+        if ema is not None:
+            state["ema"] = ema.state_dict()
         return state
 
     def set_state(state: dict[str, Any]) -> None:
@@ -387,6 +403,8 @@ def train_cyclegan(cfg: CycleGANTrainConfig, device: str | torch.device = "cpu",
         for pool, s in zip(pools, state["pools"]):
             pool.load_state(s, dev)
         torch.set_rng_state(state["torch_rng"])
+        if ema is not None and "ema" in state:  # a run resumed with --ema for the first time starts its average here
+            ema.load_state_dict(state["ema"])
 
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, out_dir=out)
 
