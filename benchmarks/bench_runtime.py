@@ -8,8 +8,10 @@ after the warm-up find the painting in brushwork's on-disk painting cache (a pai
 row turns the cache off (its first use).
 
 Rows are repeated with torch capped to AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
-no bf16), the closest this machine gets to an AVX2-only CPU; onnxruntime has no such cap, so its rows
-there still use this CPU's AVX-512 kernels (said in the table).
+no bf16); onnxruntime has no such setting, so those rows still use this CPU's AVX-512 kernels there.
+``--ort-avx2 DIR`` (a copy made by ``benchmarks/ort_avx2.py``) adds a third path with both capped:
+onnxruntime's kernels too, brushwork's and the peer's (it runs on onnxruntime), the closest this
+machine gets to an AVX2-only CPU.
 
 brushwork's sources are byte-compiled first (``compileall``), as ``pip install`` leaves them: a checkout
 run with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile every module in every command (~60 ms).
@@ -39,10 +41,13 @@ from common import DEFAULT_DATA, table, write_report
 from brushwork.inference.engine import cpu_kind
 
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+ORT_AVX2 = "AVX2 kernels: torch and onnxruntime capped"
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float | None]:
     """Whole-command seconds, peak GiB and the in-process seconds the command reported (if any)."""
+    if "PYTHONPATH" in env:  # a command's own `env PYTHONPATH=...` (an earlier tree) keeps the path's entries
+        cmd = [f"{a}:{env['PYTHONPATH']}" if a.startswith("PYTHONPATH=") else a for a in cmd]
     t0 = time.perf_counter()
     out = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True,
                          env={**os.environ, **env})
@@ -144,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                     "an earlier ghiasi model folder")
     ap.add_argument("--compare-src", action="append", default=[], metavar="LABEL=DIR",
                     help="also time the any-painting command from an earlier source tree (DIR holds brushwork/)")
+    ap.add_argument("--ort-avx2", type=Path, metavar="DIR",
+                    help="an onnxruntime copy capped to AVX2 kernels (benchmarks/ort_avx2.py DIR): adds the rows with "
+                    "torch and onnxruntime both capped")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     compare = {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in args.compare_onnx}
@@ -158,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         photo, painting, tiny, what = _inputs(args.data, tmp)
         cmds = commands(photo, painting, tiny, tmp, compare, sources)
         envs = {"native": {}} if args.no_avx2 else {"native": {}, "torch capped to AVX2": AVX2}
+        if args.ort_avx2:
+            envs[ORT_AVX2] = {**AVX2, "PYTHONPATH": str(args.ort_avx2.resolve())}
         results = {label: measure(cmds, {**env, "BRUSHWORK_HOME": str(tmp / "home")}, args.repeats)
                    for label, env in envs.items()}
     rows = []
@@ -184,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind['cores']} cores; pictures: {what}; median of {args.repeats} fresh processes, interleaved in a "
             "new random order each round; sources byte-compiled first, as an install has them.\n"
             "'torch capped to AVX2' sets ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 for every process "
-            "(torch then runs AVX2 fp32 kernels and no bf16); onnxruntime and the peer's own runtime cannot be "
-            "capped and keep this CPU's kernels in those rows.\n\n"
+            "(torch then runs AVX2 fp32 kernels and no bf16); onnxruntime (brushwork's and the peer's) keeps this "
+            "CPU's kernels in those rows.\n"
+            + (f"'{ORT_AVX2}' also runs onnxruntime capped to its AVX2 + FMA kernels (no AVX-512, no VNNI: "
+               "benchmarks/ort_avx2.py), for brushwork and the peer alike; caches, memory and clocks stay this "
+               "CPU's.\n" if args.ort_avx2 else "") + "\n"
             + table(rows) + "\n## Ratios (same run)\n\n" + table(ratios))
     write_report(text, args.out)
     return 0

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 from PIL import Image
 
 from brushwork.cli.main import main
@@ -92,6 +94,9 @@ def test_static_int8_is_close_and_smaller(models, media_files, photo, tmp_path) 
     assert 0 < _diff(a, b).mean() < 12  # quantized (not a copy), yet within a few 8-bit levels on average
     dyn = quantize(src, tmp_path / "cin_dyn.onnx", mode="dynamic")
     assert _diff(a, OnnxFeedForward(dyn).stylize(photo, "stars", size=96).image).mean() < 12
+    for path in (dst, dyn):  # 7-bit weights: AVX2's int16 pair sums of uint8 x int8 products cannot saturate
+        weights = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer if i.data_type == 3]
+        assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == 64
 
 
 def test_static_int8_pads_on_uint8_with_the_same_numbers(models, media_files, photo, tmp_path,
