@@ -97,6 +97,9 @@ def test_static_int8_is_close_and_smaller(models, media_files, photo, tmp_path) 
     for path in (dst, dyn):  # 7-bit weights: AVX2's int16 pair sums of uint8 x int8 products cannot saturate
         weights = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer if i.data_type == 3]
         assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == 64
+    graph = onnx.load(str(dst)).graph  # the RGB output convolution stays in float (no full-resolution im2col)
+    floats = {i.name: i.dims for i in graph.initializer if i.data_type == 1}
+    assert [floats[n.input[1]][0] for n in graph.node if n.op_type == "Conv" and n.input[1] in floats] == [3]
 
 
 def test_static_int8_pads_on_uint8_with_the_same_numbers(models, media_files, photo, tmp_path,

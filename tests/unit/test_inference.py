@@ -131,25 +131,6 @@ def test_engine_choice() -> None:
     assert cpu_kind()["capability"] in ("AMX", "AVX-512", "AVX2", "NEON") or cpu_kind()["capability"]
 
 
-def test_a_model_card_that_measured_int8_slower_keeps_auto_on_torch(tmp_path, monkeypatch) -> None:
-    import importlib.util
-    import json
-
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "model.int8.onnx").write_bytes(b"x")
-    assert resolve_engine("auto", folder / "model.int8.onnx") == "int8"  # no card: INT8
-    (folder / "MODEL.json").write_text(json.dumps({"int8": {"file": "model.int8.onnx"}}))
-    assert resolve_engine("auto", folder / "model.int8.onnx") == "int8"
-    (folder / "MODEL.json").write_text(json.dumps({"int8": {"file": "model.int8.onnx", "auto": False}}))
-    assert resolve_engine("auto", folder / "model.int8.onnx") == "torch"
-    assert resolve_engine("int8", folder / "model.int8.onnx") == "int8"  # asked for: still INT8
-    assert resolve_engine("auto", ROOT / "src/brushwork/models/monet/model.int8.onnx") == "torch"  # measured
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
-    assert resolve_engine("auto", folder / "model.int8.onnx") == "int8"  # no torch installed: INT8 after all
-
-
 def test_memory_arena_kept_for_long_jobs_and_sub_pixel_nets_dropped_for_a_plain_net_s_one_photo(tmp_path) -> None:
     import json
     import shutil

@@ -5,17 +5,12 @@ Measured (benchmarks/results/runtime.md): a single command is fastest on onnxrun
 CPU kind, because it never pays torch's ~2 s import; on CPUs with native bf16 (AVX-512 BF16, AMX)
 torch's bf16 pass is ~15% faster per image than INT8, which wins once many images share one process
 (batch, video, the server). Elsewhere (AVX2, ARM) INT8 wins per image too.
-
-A shipped model whose INT8 export measured slower than torch says so in its card (``MODEL.json``:
-``"int8": {"auto": false}``): the CycleGAN generator, which works at full resolution with 7x7
-convolutions, took 9-13 s through INT8 against ~4 s on torch for a 1024 px photo, at 3x the memory.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import os
 import platform
 from pathlib import Path
@@ -64,28 +59,17 @@ def native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
-def int8_is_fastest(int8_file: Path) -> bool:
-    """False where the model's card (``MODEL.json`` beside the export) records that its INT8 export
-    measured slower than torch; True for a folder without a card."""
-    try:
-        return json.loads((Path(int8_file).parent / "MODEL.json").read_text())["int8"].get("auto", True) is not False
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return True
-
-
 def resolve_engine(engine: str, int8_file: Path | None, device: str = "cpu", many: bool = False) -> str:
     """``auto`` -> the fastest engine for this job: INT8 on onnxruntime where the model ships one and
-    onnxruntime is installed, unless torch is installed and either a long job (``many`` images) runs on a
-    native-bf16 CPU or the model's card says its INT8 export is the slower one; torch otherwise (and
-    always off the CPU)."""
+    onnxruntime is installed, unless a long job (``many`` images) runs on a native-bf16 CPU with torch;
+    torch otherwise (and always off the CPU)."""
     if engine != "auto":
         return engine
     if str(device) != "cpu":
         return "torch"
     has_int8 = int8_file is not None and Path(int8_file).is_file()
     if has_int8 and importlib.util.find_spec("onnxruntime") is not None:
-        if importlib.util.find_spec("torch") is not None and (
-                (many and native_bf16()) or not int8_is_fastest(Path(int8_file))):
+        if many and native_bf16() and importlib.util.find_spec("torch") is not None:
             return "torch"
         return "int8"
     return "torch"
