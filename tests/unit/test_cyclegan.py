@@ -15,14 +15,14 @@ from PIL import Image
 
 from brushwork.cli.main import main
 from brushwork.errors import ConfigError, ModelError
-from brushwork.export.cyclegan import OnnxCycleGAN, reverse_path
+from brushwork.export.cyclegan import OnnxCycleGAN
+from brushwork.inference.cyclegan import OrtCycleGAN, resolve_cyclegan, reverse_path
 from brushwork.methods.cyclegan import (
     CycleGANConfig,
     CycleGANNet,
     CycleGANStylizer,
     PatchDiscriminator,
     receptive_field,
-    resolve_cyclegan,
 )
 from brushwork.metrics import CollectionEvaluator, collection_distance
 from brushwork.pipeline import ImageStylizer, StylizeOptions
@@ -185,9 +185,15 @@ def test_onnx_export_matches_torch_and_quantizes(model, photo_file, tmp_path, ca
     assert reverse_path(q).is_file()
     c = np.asarray(OnnxCycleGAN(q).stylize(photo_file, "photo").image, np.float32)
     assert np.abs(c - np.asarray(torch_st.stylize(photo_file, "photo").image, np.float32)).mean() < 12
+    for style in ("stripes", "photo"):  # the numpy runtime (no torch) gives the torch-wrapped one's pictures
+        d = np.asarray(OrtCycleGAN(q).stylize(photo_file, style, strength=0.7).image, np.float32)
+        e = np.asarray(OnnxCycleGAN(q).stylize(photo_file, style, strength=0.7).image, np.float32)
+        assert d.shape == e.shape and np.abs(d - e).mean() < 0.5, style
     reverse_path(q).unlink()
     with pytest.raises(ConfigError, match="holds only the stripes direction"):
         OnnxCycleGAN(q).stylize(photo_file, "photo")
+    with pytest.raises(ConfigError, match="holds only the stripes direction"):
+        OrtCycleGAN(q).stylize(photo_file, "photo")
     capfd.readouterr()
     code = main(["stylize", str(photo_file), "--method", "cyclegan", "--model", str(q), "-o", str(tmp_path / "o.png")])
     assert code == 0, capfd.readouterr().err
@@ -243,5 +249,5 @@ def test_the_shipped_monet_model_matches_its_card_and_paints_a_photo() -> None:
     a, b = np.asarray(scene, np.float32), np.asarray(torch_out, np.float32)
     assert np.abs(a - b).mean() > 8  # repainted
     assert np.corrcoef(a.mean(2).ravel(), b.mean(2).ravel())[0, 1] > 0.6  # the layout stays
-    c = np.asarray(OnnxCycleGAN(monet.path / "model.int8.onnx").stylize(scene).image, np.float32)
+    c = np.asarray(OrtCycleGAN(monet.path / "model.int8.onnx").stylize(scene, "monet").image, np.float32)
     assert np.abs(c - b).mean() < 12

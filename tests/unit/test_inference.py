@@ -205,6 +205,12 @@ def test_default_commands_run_without_torch(files) -> None:
         "batch": ["batch", str(d), "-o", str(d / "out"), "--model", "starry_night", "--size", "96", "--json", "-q"],
         "tiled, stroke scale": ["stylize", p, "-s", str(files["painting"]), "--method", "ghiasi", "--tile", "128",
                                 "--size", "320", "--upscale", "--stroke-scale", "1.5", "-o", str(d / "t.png")],
+        "a CycleGAN's INT8 export, both directions": ["stylize", p, "--model", "monet", "--engine", "int8",
+                                                     "-o", str(d / "m.png")],
+        "the reverse direction": ["stylize", p, "--model", "monet", "--engine", "int8", "--reverse",
+                                  "-o", str(d / "r.png")],
+        "a CycleGAN with no --engine (auto: INT8 when torch is missing)": ["stylize", p, "--model", "monet",
+                                                                        "-o", str(d / "n.png")],
     }
     for what, args in runs.items():
         r = _run(args, files["home"])

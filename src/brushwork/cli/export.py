@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             files = list(export_ghiasi(shipped.get(args.model, args.model), out))
         elif model_method(args.model) == "cyclegan":
             from brushwork.export.cyclegan import export_cyclegan
-            from brushwork.methods.cyclegan import resolve_cyclegan
+            from brushwork.inference.cyclegan import resolve_cyclegan
 
             files = list(export_cyclegan(resolve_cyclegan(args.model), out))
         else:

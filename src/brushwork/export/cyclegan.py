@@ -21,6 +21,7 @@ from torch import nn
 from brushwork import __version__
 from brushwork.errors import ConfigError, ModelError, ResourceError
 from brushwork.export.onnx import META_KEY, _export, _hw_dims
+from brushwork.inference.cyclegan import reverse_path
 from brushwork.inference.thumbnorm import NormGraphs, OrtNormRunner
 from brushwork.methods.cyclegan import KIND, CycleGANNet, CycleGANStylizer
 
@@ -50,12 +51,6 @@ class _DirectionGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return ((self.generator(image * 2 - 1) + 1) / 2).clamp(0, 1)
-
-
-def reverse_path(path: str | Path) -> Path:
-    """``monet.onnx`` -> ``monet.reverse.onnx``: the painting -> photo graph beside the photo -> painting one."""
-    p = Path(path)
-    return p.with_name(p.name.removesuffix(".onnx") + ".reverse.onnx")
 
 
 def export_cyclegan(folder: str | Path, out: str | Path) -> tuple[Path, Path]:

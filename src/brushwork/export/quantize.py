@@ -161,7 +161,7 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
     if meta.get("kind") == "adain":
         pairs.append((encoder_path(src), encoder_path(dst), read_meta(encoder_path(src)), photos))
     if meta.get("kind") == "cyclegan":  # its other direction (beside it) is calibrated alike
-        from brushwork.export.cyclegan import reverse_path
+        from brushwork.inference.cyclegan import reverse_path
 
         if reverse_path(src).is_file():
             pairs.append((reverse_path(src), reverse_path(dst), read_meta(reverse_path(src)), photos))

@@ -348,25 +348,34 @@ class CycleGANMethod(Method):
         return any(m.kind == "cyclegan" for m in shipped_models())
 
     def load(self, request: Request) -> Any:
-        from brushwork.methods.cyclegan import CycleGANStylizer, resolve_cyclegan
+        # an export runs on onnxruntime with numpy only (no torch import); the arena is kept: a full-resolution
+        # generator without it gets fresh pages for every layer
+        from brushwork.inference.cyclegan import OrtCycleGAN, resolve_cyclegan
 
         if request.model and str(request.model).endswith(".onnx"):
-            from brushwork.export.cyclegan import OnnxCycleGAN
+            return OrtCycleGAN(request.model), None, Path(request.model)
+        from brushwork.inference.engine import resolve_engine
+        from brushwork.pipeline import INT8_FILE
 
-            return OnnxCycleGAN(request.model), None, Path(request.model)
         folder = resolve_cyclegan(request.model)
-        if request.engine == "int8":
-            from brushwork.export.cyclegan import OnnxCycleGAN
-            from brushwork.pipeline import INT8_FILE
+        engine = request.engine
+        if engine == "auto":  # torch where installed: the INT8 export is twice as fast (1.4-2.0 s against 3.2-4.0 s
+            # for a 1024 px photo) but adds a fine grain to flat skies (benchmarks/results/cyclegan.md)
+            import importlib.util
 
+            engine = ("torch" if importlib.util.find_spec("torch") is not None
+                      else resolve_engine(engine, folder / INT8_FILE, request.device, request.many))
+        if engine == "int8":
             if not (folder / INT8_FILE).is_file():
                 raise ConfigError(f"no INT8 export ships with {folder.name}: make one with `brushwork export onnx` "
                                   "then `brushwork export quantize`, and pass it as --model FILE.onnx")
-            return OnnxCycleGAN(folder / INT8_FILE), None, folder
-        if request.engine == "onnx":
+            return OrtCycleGAN(folder / INT8_FILE), None, folder
+        if engine == "onnx":
             from brushwork.export.cyclegan import OnnxCycleGAN
 
             return OnnxCycleGAN.from_model_dir(folder), None, folder
+        from brushwork.methods.cyclegan import CycleGANStylizer
+
         return CycleGANStylizer(folder, device=request.device, precision=request.precision), None, folder
 
     def styles_for(self, loaded: Any, request: Request) -> list[tuple[str, float]]:
@@ -388,6 +397,6 @@ class CycleGANMethod(Method):
     def model_files(self, request: Request) -> list[Path]:
         if request.model and str(request.model).endswith(".onnx"):
             return [Path(request.model)]
-        from brushwork.methods.cyclegan import resolve_cyclegan
+        from brushwork.inference.cyclegan import resolve_cyclegan
 
         return [resolve_cyclegan(request.model)]

@@ -292,28 +292,6 @@ class CycleGANStylizer(FeedForwardStylizer):
         return super().stylize(photo, pairs, **options)
 
 
-def resolve_cyclegan(model: str | Path | None) -> Path:
-    """A CycleGAN model folder: a path, or the name of a shipped cyclegan model (default: the first shipped)."""
-    from brushwork.registry import shipped_models
-
-    shipped = [m for m in shipped_models() if m.kind == KIND]
-    if model is None:
-        if not shipped:
-            raise ConfigError("no CycleGAN model is installed: train one (brushwork train cyclegan) and pass --model")
-        return shipped[0].path
-    path = Path(model)
-    if path.is_dir():
-        return path
-    match = [m.path for m in shipped if m.name == str(model)]
-    if not match:
-        from brushwork.errors import did_you_mean
-
-        names = [m.name for m in shipped]
-        raise ConfigError(f"--model {model} is not a CycleGAN model folder{did_you_mean(str(model), names)}"
-                          + (f" (shipped: {', '.join(names)})" if names else ""))
-    return match[0]
-
-
 def default_depth(crop: int) -> int:
     """pix2pix's U-Net depth for a crop: 8 at 256 px (1x1 bottleneck), 7 at 128 px."""
     return max(1, min(8, int(math.log2(crop))))
