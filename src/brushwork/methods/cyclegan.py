@@ -35,12 +35,12 @@ from torch import nn
 
 from brushwork.errors import BrushworkError, ConfigError, ImageError, ModelError
 from brushwork.image.io import ImageInput
+from brushwork.inference.cyclegan import KIND
 from brushwork.methods.feedforward import FeedForwardResult, FeedForwardStylizer, StyleChoice
 from brushwork.methods.layers import NearestUpsample, ReflectionPad
 from brushwork.pretrained import config_fields, load_weights, read_config, save_folder
 
 MODEL_FORMAT = 1
-KIND = "cyclegan"
 GENERATORS = ("resnet", "unet")
 UPSAMPLES = ("resize", "transposed")
 
