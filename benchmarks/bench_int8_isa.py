@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="an onnxruntime copy capped to AVX2 kernels (benchmarks/ort_avx2.py DIR)")
     ap.add_argument("--compare-src", action="append", default=[], metavar="LABEL=DIR",
                     help="also run an earlier source tree (DIR holds brushwork/ and its models)")
+    ap.add_argument("--case", action="append", choices=list(CASES), help="only these rows (repeatable)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     trees = {"this tree": None, **{c.split("=", 1)[0]: Path(c.split("=", 1)[1]).resolve() for c in args.compare_src}}
@@ -68,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(t)
         base = {"BRUSHWORK_HOME": str(tmp / "home"), "BRUSHWORK_NO_PAINTING_CACHE": "1"}
         for case, template in CASES.items():
+            if args.case and case not in args.case:
+                continue
             argv_case = [a.format(style=args.data / "style") for a in template]
             photos = [args.data / "content" / f"{p}.jpg" for p in PHOTOS]
-            refs = [_run([str(p), *argv_case, "--engine", "torch"], tmp / "ref.png", base) for p in photos]
+            refs = [_run([str(p), *argv_case, "--engine", "torch", "--precision", "fp32"],
+                         tmp / "ref.png", base) for p in photos]
             for tree_label, tree in trees.items():
                 row = {"model, style": case, "source": tree_label}
                 for path_label, ort_dir in paths.items():
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     text = ("# INT8 exports against fp32, on this CPU's onnxruntime kernels and on AVX2 ones\n\n"
             f"CPU: {kind['cpu']}, capability {kind['capability']}, native bf16 {'yes' if kind['bf16'] else 'no'}, "
             f"{kind['cores']} cores. Photos {', '.join(PHOTOS)} at 512 px; each value compares the whole "
-            "`--engine int8` command with `--engine torch` (fp32) on the same photo (painting cache off). "
+            "`--engine int8` command with `--engine torch --precision fp32` on the same photo (painting cache off). "
             "'AVX2 kernels' runs onnxruntime capped to its AVX2 + FMA kernels (no AVX-512, no VNNI: "
             "benchmarks/ort_avx2.py), what a CPU without AVX-512 or AVX-VNNI runs.\n\n" + table(rows))
     write_report(text, args.out)

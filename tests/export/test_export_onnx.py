@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from PIL import Image
 
 from brushwork.cli.main import main
-from brushwork.errors import ModelError
+from brushwork.errors import ConfigError, ModelError
 from brushwork.export.onnx import (
     OnnxAdaIN,
     OnnxFeedForward,
@@ -100,6 +100,13 @@ def test_static_int8_is_close_and_smaller(models, media_files, photo, tmp_path) 
     graph = onnx.load(str(dst)).graph  # the RGB output convolution stays in float (no full-resolution im2col)
     floats = {i.name: i.dims for i in graph.initializer if i.data_type == 1}
     assert [floats[n.input[1]][0] for n in graph.node if n.op_type == "Conv" and n.input[1] in floats] == [3]
+    tail = quantize(src, tmp_path / "cin_tail.onnx", photos=photos, size=96, float_last=2)  # the last two in float
+    graph = onnx.load(str(tail)).graph
+    floats = {i.name for i in graph.initializer if i.data_type == 1}
+    assert [n.input[1] in floats for n in graph.node if n.op_type == "Conv"][-3:] == [False, True, True]
+    assert _diff(a, OnnxFeedForward(tail).stylize(photo, "stars", size=96).image).mean() < _diff(a, b).mean()
+    with pytest.raises(ConfigError, match="in float must be >= 0"):
+        quantize(src, tmp_path / "x.onnx", photos=photos, size=96, float_last=-1)
 
 
 def test_static_int8_pads_on_uint8_with_the_same_numbers(models, media_files, photo, tmp_path,

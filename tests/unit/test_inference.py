@@ -209,7 +209,7 @@ def test_default_commands_run_without_torch(files) -> None:
                                                      "-o", str(d / "m.png")],
         "the reverse direction": ["stylize", p, "--model", "monet", "--engine", "int8", "--reverse",
                                   "-o", str(d / "r.png")],
-        "a CycleGAN with no --engine (auto: INT8 when torch is missing)": ["stylize", p, "--model", "monet",
+        "a CycleGAN with no --engine (auto: INT8)": ["stylize", p, "--model", "monet",
                                                                         "-o", str(d / "n.png")],
     }
     for what, args in runs.items():

@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.Argu
     q.add_argument("--max-paintings", type=int, default=32, help="calibration paintings used at most (default 32)")
     q.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="leave out calibration files whose name matches (held-out photos and paintings)")
+    q.add_argument("--float-last", type=int, default=0, metavar="N",
+                   help="keep the last N convolutions in float (a CycleGAN: 3, against grain in flat areas)")
     q.add_argument("--json", action="store_true")
 
 
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         paintings = _photos(args.calibrate_paintings, args.max_paintings, args.exclude)
         if args.mode == "static" and not photos:
             raise ConfigError("static quantization needs photos: --calibrate DIR (a few typical photos)")
-        quantize(src, out, mode=args.mode, photos=photos, size=args.size, paintings=paintings)
+        quantize(src, out, mode=args.mode, photos=photos, size=args.size, paintings=paintings,
+                 float_last=args.float_last)
         report = {"model": str(src), "output": str(out), "mode": args.mode, "calibration_photos": len(photos),
                   **({"calibration_paintings": len(paintings)} if paintings else {}),
                   "megabytes_before": round(model_bytes(src) / 1e6, 2), "megabytes": round(model_bytes(out) / 1e6, 2)}
