@@ -88,12 +88,12 @@ def speed(model: str, tmp: Path) -> list[dict[str, Any]]:
     photo = tmp / "photo_1024.png"
     Image.open(demo_photo()).convert("RGB").resize((1024, 1024), Image.Resampling.LANCZOS).save(photo)
     bw = [sys.executable, "-m", "brushwork", "stylize", str(photo), "-q"]
-    cmds = {"cyclegan monet (torch)": [*bw, "--model", model, "-o", str(tmp / "c.png")],
-            "cin water_lilies (torch)": [*bw, "--model", "water_lilies", "-o", str(tmp / "w.png")],
-            "cin water_lilies (int8)": [*bw, "--model", "water_lilies", "--engine", "int8", "-o", str(tmp / "wi.png")]}
+    cmds = {"cyclegan monet (torch)": [*bw, "--model", model, "--engine", "torch", "-o", str(tmp / "c.png")],
+            "cin water_lilies (torch)": [*bw, "--model", "water_lilies", "--engine", "torch", "-o", str(tmp / "w.png")],
+            "cin water_lilies (auto: int8)": [*bw, "--model", "water_lilies", "-o", str(tmp / "wi.png")]}
     shipped = {m.name: m.path for m in shipped_models()}
     if model in shipped and (shipped[model] / "model.int8.onnx").is_file():
-        cmds["cyclegan monet (int8)"] = [*bw, "--model", model, "--engine", "int8", "-o", str(tmp / "ci.png")]
+        cmds["cyclegan monet (auto: int8, no torch import)"] = [*bw, "--model", model, "-o", str(tmp / "ci.png")]
     rows = []
     for name, cmd in cmds.items():
         _timed(cmd)  # file cache warm
