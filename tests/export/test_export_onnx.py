@@ -194,3 +194,41 @@ def test_engine_int8_runs_the_shipped_cin_export_and_refuses_elsewhere(models, m
     # the default for any painting (ghiasi) ships its INT8 transformer
     assert main(["stylize", photo_path, "-s", str(media_files.painting2), "--engine", "int8", "--size", "96",
                  "-o", str(tmp_path / "g.png")]) == 0
+
+
+def test_narrow_convolutions_are_padded_to_a_channel_block_with_the_same_numbers(models, media_files, photo,
+                                                                                tmp_path, monkeypatch) -> None:
+    """The sub-pixel net's 12-output layer (and the tiny net's 6- and 8-wide ones) get zero filters up to 16 and a
+    Slice back: the fp32 export within float rounding, the INT8 one bit for bit."""
+    import brushwork.export.onnx as ex
+    import brushwork.export.quantize as q
+    from brushwork.export.graph import CHANNEL_BLOCK
+
+    def conv_outputs(path: Path) -> list[int]:
+        graph = onnx.load(str(path)).graph
+        inits = {t.name: t for t in graph.initializer}
+        producer = {o: n for n in graph.node for o in n.output}
+        out = []
+        for n in graph.node:
+            if n.op_type == "Conv":
+                w = inits.get(n.input[1]) or inits[producer[n.input[1]].input[0]]
+                out.append(w.dims[0])
+        return out
+
+    padded = export_feedforward(models["subpixel"], tmp_path / "padded.onnx")
+    assert set(conv_outputs(padded)) == {CHANNEL_BLOCK}
+    assert [n.op_type for n in onnx.load(str(padded)).graph.node].count("Slice") == len(conv_outputs(padded))
+    monkeypatch.setattr(ex, "pad_conv_outputs", lambda model: 0)
+    plain = export_feedforward(models["subpixel"], tmp_path / "plain.onnx")
+    assert 12 in conv_outputs(plain)
+    a = OnnxFeedForward(plain).stylize(photo, "stars", size=80).image
+    b = OnnxFeedForward(padded).stylize(photo, "stars", size=80).image
+    assert _diff(a, b).max() <= 1.0
+    photos = sorted(media_files.photos.glob("*.jpg"))[:2]
+    int8 = quantize(plain, tmp_path / "int8.onnx", photos=photos, size=64)
+    assert set(conv_outputs(int8)) == {CHANNEL_BLOCK}
+    monkeypatch.setattr(q, "pad_conv_outputs", lambda model: 0)
+    int8_plain = quantize(plain, tmp_path / "int8_plain.onnx", photos=photos, size=64)
+    a = OnnxFeedForward(int8_plain).stylize(photo, "stars", size=80).image
+    b = OnnxFeedForward(int8).stylize(photo, "stars", size=80).image
+    assert np.array_equal(np.asarray(a), np.asarray(b))

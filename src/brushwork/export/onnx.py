@@ -31,7 +31,7 @@ from torch import nn
 
 from brushwork import __version__
 from brushwork.errors import ConfigError, ModelError
-from brushwork.export.graph import space_to_depth
+from brushwork.export.graph import pad_conv_outputs, space_to_depth
 from brushwork.inference.cache import cache_path
 from brushwork.inference.feedforward import OrtFeedForward
 from brushwork.inference.ghiasi import OrtGhiasi, companion_paths
@@ -102,6 +102,7 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: Sequence[s
         program.save(str(tmp))
         model = onnx.load(str(tmp))
         space_to_depth(model)
+        pad_conv_outputs(model)
         entry = model.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps({**meta, "brushwork_version": __version__, "opset": OPSET})
         onnx.save(model, str(tmp))

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from brushwork.errors import ConfigError
-from brushwork.export.graph import hoist_quantize, space_to_depth
+from brushwork.export.graph import hoist_quantize, pad_conv_outputs, space_to_depth
 from brushwork.export.onnx import META_KEY, encoder_path, read_meta
 from brushwork.image.io import ImageInput, fit_size, load_image, resize
 from brushwork.inference.arrays import pad_to, to_array
@@ -209,6 +209,7 @@ def quantize(src: str | Path, dst: str | Path, *, mode: str = "static", photos: 
                                                            "quantized": mode})
         space_to_depth(model)
         hoist_quantize(model)
+        pad_conv_outputs(model)
         onnx.save(model, str(d))
     return dst
 

@@ -8,13 +8,17 @@ from pathlib import Path
 from brushwork import __version__
 from brushwork.errors import ConfigError
 
+#: bumped whenever :mod:`brushwork.export.graph` gains a rewrite (2: 16-channel-padded convolutions)
+GRAPH_REVISION = 2
+
 
 def cache_path(folder: Path, tag: str) -> Path:
-    """The cached export of a trained folder, keyed by its weights' hash and this version."""
+    """The cached export of a trained folder, keyed by its weights' hash, this version and the graph rewrites'
+    revision (an export made before a rewrite is remade, not run slower)."""
     from brushwork.encoders.hub import cache_dir
 
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
-    return cache_dir() / "onnx" / f"{tag}-{digest}-{__version__}.onnx"
+    return cache_dir() / "onnx" / f"{tag}-{digest}-{__version__}-g{GRAPH_REVISION}.onnx"
 
 
 def exported(folder: str | Path, tag: str) -> Path:
