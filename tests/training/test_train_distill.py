@@ -78,8 +78,19 @@ def test_smaller_kernels_take_the_centre_and_new_layers_start_fresh():
     assert torch.equal(small.out[1].weight, t.out[1].weight[:, :, 2:7, 2:7])
     assert torch.equal(small.res[1].b.conv.weight, t.res[1].b.conv.weight)
     assert fresh and all(name.startswith("res.2.") for name in fresh)  # the block the teacher lacks
-    narrow = TransformerNet(TransformerConfig(widths=(2, 8, 8), n_styles=3, style_names=NAMES))
-    assert "down.0.conv.weight" in transfer_weights(narrow, t)
+    wide = TransformerNet(TransformerConfig(widths=(6, 8, 8), n_styles=3, style_names=NAMES))
+    assert "down.0.conv.weight" in transfer_weights(wide, t)
+
+
+def test_a_narrower_student_takes_the_teachers_leading_channels():
+    t = _teacher_net()
+    narrow = TransformerNet(TransformerConfig(widths=(4, 6, 6), n_residual=2, end_kernel=9, n_styles=3,
+                                              style_names=NAMES))
+    assert transfer_weights(narrow, t) == []
+    assert torch.equal(narrow.down[1].conv.weight, t.down[1].conv.weight[:6])  # fewer outputs
+    assert torch.equal(narrow.down[2].conv.weight, t.down[2].conv.weight[:6, :6])  # fewer of both
+    assert torch.equal(narrow.up[1].conv.weight, t.up[1].conv.weight[:, :6])  # fewer inputs
+    assert torch.equal(narrow.res[0].a.norm.gamma, t.res[0].a.norm.gamma[..., :6])
 
 
 def test_subpixel_student_copies_the_teachers_middle_and_runs_nothing_at_full_resolution():
@@ -245,3 +256,21 @@ def test_distill_a_ghiasi_teacher_into_a_subpixel_student(ghiasi_teacher, teache
     assert _ghiasi_gap(again, ghiasi_teacher, content, tmp_path / "a" / "bank.pt") < (before + after) / 2
     with pytest.raises(ConfigError, match="starts from a ghiasi model"):
         distill_feedforward(_cfg(ghiasi_teacher, content, tmp_path / "d", 1, init=str(teacher), **kw))
+
+
+def test_a_narrower_ghiasi_student_takes_the_leading_channels_norm_rows(ghiasi_teacher):
+    """The embedding-to-norm rows follow the sliced layers: each narrower norm gets the gamma and beta rows of the
+    teacher's leading channels, so a student keeping every channel would be the teacher exactly."""
+    from dataclasses import replace
+
+    from brushwork.methods.ghiasi import GhiasiNet
+    from brushwork.training.distill import _copy_norm_rows
+
+    t = GhiasiNet.from_pretrained(ghiasi_teacher).eval()
+    s = GhiasiNet(replace(t.config, widths=(4, 8, 6)))
+    assert transfer_weights(s.transformer, t.transformer) == [] and _copy_norm_rows(s, t, None) == []
+    e = torch.randn(2, t.config.embedding)
+    sp, tp = s.norm_params(e), t.norm_params(e)
+    for sn, tn in zip(s.conditioned, t.conditioned):
+        (sg, sb), (tg, tb) = sp.get(sn), tp.get(tn)
+        assert torch.allclose(sg, tg[:, : sn.channels]) and torch.allclose(sb, tb[:, : sn.channels])

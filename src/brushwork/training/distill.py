@@ -111,20 +111,28 @@ def transfer_weights(student: nn.Module, teacher: nn.Module, rename: dict[str, s
     (a sub-pixel student of a plain teacher: :func:`~brushwork.methods.feedforward.layer_map`).
 
     Same shape: copied. A conv kernel that is smaller but otherwise alike takes the teacher
-    kernel's centre (the taps that matter most). Anything else (other channel counts,
+    kernel's centre (the taps that matter most). A narrower layer (fewer output and/or input
+    channels, same kernel) takes the teacher's leading channels: a channel-sliced warm start, which
+    keeps most of what the teacher computes for training to repair. Anything else (wider layers,
     residual blocks the teacher lacks) keeps its fresh initialisation for training to fill.
     """
     src = teacher.state_dict()
+    claimed = set((rename or {}).values())  # teacher layers another student layer copies: not sliced by name
     fresh = []
     with torch.no_grad():
         for name, param in student.state_dict().items():
             t = src.get(_renamed(name, rename))
+            moved = any(name.startswith(p) for p in rename or {})
+            sliceable = moved or not any(name.startswith(p) for p in claimed)
             if t is not None and t.shape == param.shape:
                 param.copy_(t)
             elif (t is not None and t.dim() == 4 and t.shape[:2] == param.shape[:2]
                   and all(a >= b and (a - b) % 2 == 0 for a, b in zip(t.shape[2:], param.shape[2:]))):
                 dh, dw = (t.shape[2] - param.shape[2]) // 2, (t.shape[3] - param.shape[3]) // 2
                 param.copy_(t[:, :, dh : dh + param.shape[2], dw : dw + param.shape[3]])
+            elif (sliceable and t is not None and t.dim() == param.dim() >= 1 and t.shape[2:] == param.shape[2:]
+                  and all(a >= b for a, b in zip(t.shape[:2], param.shape[:2]))):
+                param.copy_(t[tuple(slice(0, n) for n in param.shape)])
             else:
                 fresh.append(name)
     return fresh
@@ -289,7 +297,8 @@ def _layout(config: dict[str, Any]) -> dict[str, Any]:
 
 def _copy_norm_rows(student: GhiasiNet, teacher: GhiasiNet, rename: dict[str, str] | None) -> list[str]:
     """Copy the teacher's embedding-to-norm rows into the student's for every driven norm both share
-    (same place after ``rename``, same channels); returns the student norms left at their identity start."""
+    (same place after ``rename``; a narrower student norm takes the rows of the teacher's leading channels, as
+    :func:`transfer_weights` slices the layers); returns the student norms left at their identity start."""
     def offsets(net: GhiasiNet) -> dict[str, tuple[int, int]]:
         names = {id(m): n for n, m in net.transformer.named_modules()}
         out, i = {}, 0
@@ -302,12 +311,13 @@ def _copy_norm_rows(student: GhiasiNet, teacher: GhiasiNet, rename: dict[str, st
     with torch.no_grad():
         for name, (i, c) in offsets(student).items():
             t = src.get(_renamed(name, rename))
-            if t is None or t[1] != c:
+            if t is None or t[1] < c:
                 fresh.append(name)
                 continue
-            j = t[0]
-            student.to_params.weight[i : i + 2 * c] = teacher.to_params.weight[j : j + 2 * c]
-            student.to_params.bias[i : i + 2 * c] = teacher.to_params.bias[j : j + 2 * c]
+            (j, tc), w, b = t, teacher.to_params.weight, teacher.to_params.bias
+            for k, at in ((i, j), (i + c, j + tc)):  # gamma rows, then beta rows
+                student.to_params.weight[k : k + c] = w[at : at + c]
+                student.to_params.bias[k : k + c] = b[at : at + c]
     return fresh
 
 
