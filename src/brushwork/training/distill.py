@@ -116,13 +116,13 @@ def transfer_weights(student: nn.Module, teacher: nn.Module, rename: dict[str, s
     keeps most of what the teacher computes for training to repair. Anything else (wider layers,
     residual blocks the teacher lacks) keeps its fresh initialisation for training to fill.
     """
-    src = teacher.state_dict()
-    claimed = set((rename or {}).values())  # teacher layers another student layer copies: not sliced by name
+    src, rename = teacher.state_dict(), rename or {}
+    claimed = set(rename.values())  # teacher layers another student layer copies: not sliced by name
     fresh = []
     with torch.no_grad():
         for name, param in student.state_dict().items():
             t = src.get(_renamed(name, rename))
-            moved = any(name.startswith(p) for p in rename or {})
+            moved = any(name.startswith(p) for p in rename)
             sliceable = moved or not any(name.startswith(p) for p in claimed)
             if t is not None and t.shape == param.shape:
                 param.copy_(t)
