@@ -229,8 +229,19 @@ def test_collection_distance_ranks_a_collection_painting_above_the_photo() -> No
     assert collection_distance(photo, photo, paintings[1:], size=64).as_dict() == pytest.approx(same.as_dict())
 
 
-def test_the_shipped_monet_model_matches_its_card_and_paints_a_photo() -> None:
-    """The shipped photo -> Monet model: its checksums (weights, INT8 graphs made from these weights), its
+def _shipped_collections() -> list[str]:
+    from brushwork.registry import shipped_models
+
+    return [m.name for m in shipped_models() if m.kind == "cyclegan"]
+
+
+def test_the_monet_model_is_shipped() -> None:
+    assert "monet" in _shipped_collections()
+
+
+@pytest.mark.parametrize("name", _shipped_collections())
+def test_a_shipped_collection_model_matches_its_card_and_paints_a_photo(name: str) -> None:
+    """A shipped photo -> painter model: its checksums (weights, INT8 graphs made from these weights), its
     provenance, and on a generated landscape a visible change that keeps the picture's layout, INT8 close."""
     import hashlib
 
@@ -238,22 +249,22 @@ def test_the_shipped_monet_model_matches_its_card_and_paints_a_photo() -> None:
 
     from brushwork.registry import shipped_models
 
-    (monet,) = [m for m in shipped_models() if m.name == "monet"]
-    assert monet.kind == "cyclegan" and monet.styles == ("monet", "photo") and monet.bytes < 15e6
-    card = json.loads((monet.path / "MODEL.json").read_text())
-    for name, key in (("model.int8.onnx", "sha256"), ("model.int8.reverse.onnx", "reverse_sha256")):
-        assert hashlib.sha256((monet.path / name).read_bytes()).hexdigest() == card["int8"][key]
+    (model,) = [m for m in shipped_models() if m.name == name]
+    assert model.kind == "cyclegan" and model.styles == (name, "photo") and model.bytes < 15e6
+    card = json.loads((model.path / "MODEL.json").read_text())
+    for file, key in (("model.int8.onnx", "sha256"), ("model.int8.reverse.onnx", "reverse_sha256")):
+        assert hashlib.sha256((model.path / file).read_bytes()).hexdigest() == card["int8"][key]
     assert card["int8"]["source_sha256"] == card["sha256"]  # re-quantize whenever the weights change
     assert card["commands"][0].startswith("brushwork train cyclegan") and card["steps"] >= 1000
     assert card["data"]["held_out_photos_glob"] == ["*5.jpg"] and "training_continues" in card
     scene = media.scene((256, 192), seed=7)
-    torch_out = CycleGANStylizer(monet.path, precision="fp32").stylize(scene).image
+    torch_out = CycleGANStylizer(model.path, precision="fp32").stylize(scene).image
     a, b = np.asarray(scene, np.float32), np.asarray(torch_out, np.float32)
     assert np.abs(a - b).mean() > 8  # repainted
     assert np.corrcoef(a.mean(2).ravel(), b.mean(2).ravel())[0, 1] > 0.6  # the layout stays
-    c = np.asarray(OrtCycleGAN(monet.path / "model.int8.onnx").stylize(scene, "monet").image, np.float32)
+    c = np.asarray(OrtCycleGAN(model.path / "model.int8.onnx").stylize(scene, name).image, np.float32)
     assert np.abs(c - b).mean() < 5  # the last three layers in float: the same picture (2.4/255 when made)
-    graph = onnx.load(str(monet.path / "model.int8.onnx")).graph
+    graph = onnx.load(str(model.path / "model.int8.onnx")).graph
     floats = {i.name for i in graph.initializer if i.data_type == 1}
     assert [n.input[1] in floats for n in graph.node if n.op_type == "Conv"][-4:] == [False, True, True, True]
 
