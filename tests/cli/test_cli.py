@@ -199,6 +199,50 @@ def test_user_preset_save_then_use(capsys, images, tmp_path, monkeypatch):
         assert img.size == (64, 48)
 
 
+def test_collection_preset_from_a_folder(capsys, images, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "paintings"
+    (folder / "more").mkdir(parents=True)
+    shutil.copy(images["painting"], folder / "a.png")
+    shutil.copy(images["other"], folder / "more" / "b.png")
+    shutil.copy(images["other"], folder / "held_out.png")
+    out, _ = run_ok(capsys, "preset", "save", folder, "--name", "mine", "--exclude", "held_*")
+    assert "(2 paintings)" in out
+    out_path = tmp_path / "mine.png"
+    run_ok(capsys, "stylize", images["photo"], "-s", "mine", "--size", 64, "--steps", 2, "-q", "-o", out_path)
+    with Image.open(out_path) as img:
+        assert img.size == (64, 48)
+
+
+@pytest.mark.parametrize("what", ["empty", "no images", "all excluded", "exclude with one image"])
+def test_collection_preset_bad_input(capsys, images, tmp_path, monkeypatch, what):
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    extra: list[str] = []
+    if what == "no images":
+        (folder / "notes.txt").write_text("not a painting")
+    elif what == "all excluded":
+        (folder / "a.png").write_bytes(Path(images["painting"]).read_bytes())
+        extra = ["--exclude", "*.png"]
+    elif what == "exclude with one image":
+        folder, extra = images["painting"], ["--exclude", "*.png"]
+    line = run_fail(capsys, "preset", "save", folder, "--name", "mine", *extra)
+    assert ("no images" in line) if what != "exclude with one image" else ("folder" in line)
+    assert not (tmp_path / "home" / "presets").exists()
+
+
+def test_the_collection_presets_ship(capsys):
+    from brushwork.styles import load_preset, preset_path
+
+    for name in ("monet_collection", "ukiyoe_collection"):
+        preset = load_preset(preset_path(name))  # (checks the sha256 of its sidecar)
+        assert int(preset.meta["paintings"]) > 100
+        assert preset.ghiasi_stats(256) is not None and set(preset.grams) >= {"relu1_1", "relu4_1"}
+
+
 def test_preset_bad_name(capsys, images, tmp_path, monkeypatch):
     monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "home"))
     line = run_fail(capsys, "preset", "save", images["other"], "--name", "my style!")

@@ -219,6 +219,29 @@ def test_preset_holds_ghiasi_statistics(tiny_ghiasi, pictures, tmp_path) -> None
     assert torch.allclose(from_preset, from_image, atol=1e-2)
 
 
+def test_a_collection_preset_pools_its_paintings(pictures, tmp_path) -> None:
+    import shutil
+
+    from brushwork.styles import compute_collection_preset, compute_preset
+
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    for k in ("a", "b"):
+        shutil.copy(pictures[k], folder / f"{k}.png")
+    ones = [compute_preset(pictures[k], k) for k in ("a", "b")]
+    both = compute_collection_preset(folder, "both")
+    assert both.meta["paintings"] == "2"
+    # the ghiasi statistics and the Grams are the paintings' means; the moments are pooled
+    assert torch.allclose(both.ghiasi_stats(256), (ones[0].ghiasi_stats(256) + ones[1].ghiasi_stats(256)) / 2)
+    assert torch.allclose(both.grams["relu3_1"], (ones[0].grams["relu3_1"] + ones[1].grams["relu3_1"]) / 2)
+    m = [o.means["relu2_1"] for o in ones]
+    s = [o.stds["relu2_1"] for o in ones]
+    pooled = ((s[0] ** 2 + m[0] ** 2 + s[1] ** 2 + m[1] ** 2) / 2 - ((m[0] + m[1]) / 2) ** 2).sqrt()
+    assert torch.allclose(both.means["relu2_1"], (m[0] + m[1]) / 2)
+    assert torch.allclose(both.stds["relu2_1"], pooled, rtol=1e-4, atol=1e-4)
+    assert bool((both.stds["relu2_1"] >= torch.minimum(s[0], s[1]) - 1e-4).all())  # the spread between them counts
+
+
 def test_onnx_export_matches_torch(tiny_ghiasi, exported, pictures) -> None:
     from brushwork.export.onnx import OnnxGhiasi, ghiasi_paths, read_meta
 

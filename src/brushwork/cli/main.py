@@ -126,11 +126,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         models.add_argument("--json", action="store_true")
 
     if want("preset"):
-        preset = sub.add_parser("preset", help="save a painting's statistics as a named style")
+        preset = sub.add_parser("preset", help="save a painting's (or a collection's) statistics as a named style")
         psub = preset.add_subparsers(dest="preset_command", metavar="ACTION", parser_class=_Parser, required=True)
-        save = psub.add_parser("save", help="store a painting's feature statistics (not the image) under a name")
-        save.add_argument("image")
+        save = psub.add_parser("save", help="store a painting's feature statistics (not the image) under a name; "
+                                            "a folder of paintings gives the collection's style")
+        save.add_argument("image", help="a painting, or a folder of paintings (a painter's or a school's works)")
         save.add_argument("--name", required=True)
+        save.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                          help="with a folder: leave out files whose names match (repeat)")
 
     for name in ("train", "batch", "export", "video", "inspect", "serve"):  # each in its own module
         if want(name):
@@ -369,8 +372,19 @@ def _cmd_preset(args: argparse.Namespace) -> int:
 
     if not args.name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"preset name '{args.name}' may use letters, digits, '_' and '-' only")
-    path = save_preset(compute_preset(args.image, args.name, meta={"title": Path(args.image).name}))
-    print(f"saved style '{args.name}' -> {path} ({path.stat().st_size / 1e3:.0f} kB); use it as -s {args.name}")
+    title = {"title": Path(args.image).name}
+    if Path(args.image).is_dir():
+        from brushwork.styles import compute_collection_preset
+
+        preset = compute_collection_preset(args.image, args.name, exclude=args.exclude, meta=title)
+        what = f"{preset.meta['paintings']} paintings"
+    elif args.exclude:
+        raise ConfigError("--exclude is for a folder of paintings; this is one image")
+    else:
+        preset, what = compute_preset(args.image, args.name, meta=title), "1 painting"
+    path = save_preset(preset)
+    print(f"saved style '{args.name}' ({what}) -> {path} ({path.stat().st_size / 1e3:.0f} kB); "
+          f"use it as -s {args.name}")
     return 0
 
 

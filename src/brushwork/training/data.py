@@ -21,7 +21,8 @@ from brushwork.image.io import load_image
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
-def list_images(folders: str | Path | Sequence[str | Path], exclude: Sequence[str] = ()) -> list[Path]:
+def list_images(folders: str | Path | Sequence[str | Path], exclude: Sequence[str] = (),
+                what: str = "training folder") -> list[Path]:
     """Every image file under the folders (recursively), sorted, so a seed fixes the order.
 
     ``exclude`` holds glob patterns matched against file names (``*scream*``): held-out
@@ -31,7 +32,7 @@ def list_images(folders: str | Path | Sequence[str | Path], exclude: Sequence[st
     files: list[Path] = []
     for root in map(Path, roots):
         if not root.is_dir():
-            raise ConfigError(f"training folder not found: {root}")
+            raise ConfigError(f"{what} not found: {root}")
         files += sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS
                         and not any(fnmatch.fnmatch(p.name.lower(), pat.lower()) for pat in exclude))
     if not files:
