@@ -148,11 +148,13 @@ def sheet(data: Path, c: Collection, model: str, out: Path) -> None:
     from brushwork.demo import demo_photo
     from brushwork.image.convert import from_tensor, to_tensor
     from brushwork.image.io import load_image
-    from brushwork.methods.cyclegan import CycleGANNet, resolve_cyclegan
+    from brushwork.methods.cyclegan import CycleGANNet
+    from brushwork.registry import shipped_models
 
     painting = data / COLLECTIONS / c.name / c.painting
     stylizers = _stylizers(c, model, painting)
-    net = CycleGANNet.from_pretrained(resolve_cyclegan(model))
+    folder = Path(model) if Path(model).is_dir() else {m.name: m.path for m in shipped_models()}[model]
+    net = CycleGANNet.from_pretrained(folder)
     rows = []
     for label, img in (("Grace Hopper", load_image(demo_photo())), ("generated", media.scene((512, 384), seed=4))):
         img = img.resize((round(img.width * 384 / max(img.size)), round(img.height * 384 / max(img.size))))
@@ -198,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     if "speed" not in args.skip:
         with tempfile.TemporaryDirectory() as tmp:
             parts.append("## Speed\n\n" + table(speed(c, model, Path(tmp))))
+    write_report("\n".join(parts), args.out)  # (before the sheet: a failing sheet keeps the numbers)
     if args.sheet:
         sheet(args.data, c, model, args.sheet)
-    write_report("\n".join(parts), args.out)
     return 0
 
 
