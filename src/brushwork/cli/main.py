@@ -134,6 +134,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         save.add_argument("--name", required=True)
         save.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                           help="with a folder: leave out files whose names match (repeat)")
+        save.add_argument("-q", "--quiet", action="store_true", help="no progress bar (a folder)")
 
     for name in ("train", "batch", "export", "video", "inspect", "serve"):  # each in its own module
         if want(name):
@@ -376,7 +377,12 @@ def _cmd_preset(args: argparse.Namespace) -> int:
     if Path(args.image).is_dir():
         from brushwork.styles import compute_collection_preset
 
-        preset = compute_collection_preset(args.image, args.name, exclude=args.exclude, meta=title)
+        bar = _LazyBar(total=0, desc=f"preset {args.name}", disable=args.quiet, unit="painting")
+        try:
+            preset = compute_collection_preset(args.image, args.name, exclude=args.exclude, meta=title,
+                                               progress=bar.progress)
+        finally:
+            bar.close()
         what = f"{preset.meta['paintings']} paintings"
     elif args.exclude:
         raise ConfigError("--exclude is for a folder of paintings; this is one image")
