@@ -276,6 +276,11 @@ def resolve_style(style: ImageInput | StylePreset) -> ImageInput | StylePreset:
 
 def style_source(style: ImageInput | StylePreset) -> ImageInput | StylePreset | tuple[str, Path]:
     """``style`` itself, or ``("preset", path)`` for a preset's name (torch-free)."""
+    if isinstance(style, (str, Path)) and Path(style).expanduser().is_dir():
+        from brushwork.errors import ImageError
+
+        raise ImageError(f"style {style} is a folder: make its paintings one style with `brushwork preset save "
+                         f"{style} --name NAME`, then -s NAME")
     if isinstance(style, str) and not Path(style).expanduser().exists():
         looks_like_file = Path(style).suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
         if looks_like_file:

@@ -234,6 +234,15 @@ def test_collection_preset_bad_input(capsys, images, tmp_path, monkeypatch, what
     assert not (tmp_path / "home" / "presets").exists()
 
 
+@pytest.mark.parametrize("method", ["ghiasi", "adain", "optimize"])
+def test_a_folder_as_a_style_says_how_to_make_it_one(capsys, images, tmp_path, method):
+    out_path = tmp_path / "out.png"
+    line = run_fail(capsys, "stylize", images["photo"], "-s", tmp_path, "--method", method, "--size", 64,
+                    "-o", out_path)
+    assert "is a folder" in line and "preset save" in line
+    assert not out_path.exists()
+
+
 def test_the_collection_presets_ship(capsys):
     from brushwork.styles import load_preset, preset_path
 
