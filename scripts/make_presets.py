@@ -39,8 +39,8 @@ PAINTINGS = {
 
 # name -> (folder under train/collections, held-out glob, title, artist, years)
 COLLECTIONS = {
-    "monet_collection": ("monet", "monet_f*", "Claude Monet: the collection", "Claude Monet", "1860s-1920s"),
-    "ukiyoe_collection": ("ukiyoe", "ukiyoe_012[0-4]*", "Ukiyo-e prints: the collection",
+    "monet_collection": ("monet", "monet_f*", "Monet, 283 paintings", "Claude Monet", "1860s-1920s"),
+    "ukiyoe_collection": ("ukiyoe", "ukiyoe_012[0-4]*", "Ukiyo-e, 181 prints",
                           "Japanese woodblock printmakers", "17th-19th century"),
 }
 
