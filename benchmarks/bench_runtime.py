@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(t)
         photo, painting, tiny, what = _inputs(args.data, tmp)
         cmds = commands(photo, painting, tiny, tmp, compare, sources)
-        envs = {"native": {}} if args.no_avx2 else {"native": {}, "torch capped to AVX2": AVX2}
+        capped = not args.no_avx2 and kind["capability"] not in ("AVX2", "DEFAULT")  # an AVX2 CPU is the capped path
+        envs = {"native": {}, "torch capped to AVX2": AVX2} if capped else {"native": {}}
         if args.ort_avx2:
             envs[ORT_AVX2] = {**AVX2, "PYTHONPATH": str(args.ort_avx2.resolve())}
         results = {label: measure(cmds, {**env, "BRUSHWORK_HOME": str(tmp / "home")}, args.repeats)
@@ -193,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU: {kind['cpu']}, capability {kind['capability']}, native bf16 {'yes' if kind['bf16'] else 'no'}, "
             f"{kind['cores']} cores; pictures: {what}; median of {args.repeats} fresh processes, interleaved in a "
             "new random order each round; sources byte-compiled first, as an install has them.\n"
-            "'torch capped to AVX2' sets ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 for every process "
-            "(torch then runs AVX2 fp32 kernels and no bf16); onnxruntime (brushwork's and the peer's) keeps this "
-            "CPU's kernels in those rows.\n"
+            + ("'torch capped to AVX2' sets ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 for every process "
+               "(torch then runs AVX2 fp32 kernels and no bf16); onnxruntime (brushwork's and the peer's) keeps this "
+               "CPU's kernels in those rows.\n" if "torch capped to AVX2" in envs
+               else "Every row runs this CPU's own kernels (torch's and onnxruntime's), nothing capped.\n")
             + (f"'{ORT_AVX2}' also runs onnxruntime capped to its AVX2 + FMA kernels (no AVX-512, no VNNI: "
                "benchmarks/ort_avx2.py), for brushwork and the peer alike; caches, memory and clocks stay this "
                "CPU's.\n" if args.ort_avx2 else "") + "\n"
