@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", type=Path, help="a log of this script's JSON rows: rows already measured are kept")
     ap.add_argument("--avx2-skip-previous", action="store_true",
                     help="time only the new schedules with torch capped to AVX2 (the previous default is slow)")
+    ap.add_argument("--skip-previous", action="store_true",
+                    help="leave out the previous default (300 full-size steps: the slowest run) here as well")
     ap.add_argument("--sheet", type=Path)
     ap.add_argument("--sheet-only", action="store_true", help="only render --sheet (no timings or scores)")
     ap.add_argument("--out", type=Path)
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 times["pastiche"] = pastiche_300(pp, sp, args.pastiche_steps)
                 print(json.dumps({"pastiche": times["pastiche"]}), file=sys.stderr, flush=True)
             for name, kw in VARIANTS.items():
+                if args.skip_previous and name == next(iter(VARIANTS)):
+                    continue
                 key = (f"{Path(content).stem} + {Path(style).stem}", name)
                 if key in done:
                     rows.append(done[key])
@@ -155,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p300 = times["pastiche"]["300 steps s (est.)"]
     for name in VARIANTS:
         sel = [r for r in rows if r["run"] == name]
+        if not sel:
+            continue
         sec = statistics.mean(r["s"] for r in sel)
         means.append({"run": name, "mean s": round(sec, 1), "vs pastiche 300 steps": round(sec / p300, 2),
                       "style": round(statistics.mean(r["style"] for r in sel), 4),
