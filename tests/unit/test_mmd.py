@@ -154,7 +154,9 @@ def test_cli_unknown_loss_or_kernel_exit_2(argv: list[str], media_files, tmp_pat
 
 @pytest.mark.parametrize("loss,kernel", [("meanstd", "gaussian"), ("mmd", "gaussian")])
 def test_optimize_with_a_region_mask_and_a_blend(loss: str, kernel: str, media_files) -> None:
-    """Two paintings, one of them only on the right half, the other blended over the rest: the loss falls."""
+    """Two paintings, one of them only on the right half, the other blended over the rest: the loss falls.
+    (L-BFGS without a line search may overshoot on a step, and where depends on the CPU's kernels: on an
+    AVX2-only CPU step 3 of this run rose above step 1, so the run is long enough to fall clearly.)"""
     from PIL import Image
 
     from brushwork.methods.optimize import StyleSpec, optimize
@@ -163,9 +165,9 @@ def test_optimize_with_a_region_mask_and_a_blend(loss: str, kernel: str, media_f
     right.paste(255, (28, 0, 56, 42))
     specs = [StyleSpec(media_files.painting, 0.6), StyleSpec(media_files.painting2, 0.4, mask=right),
              StyleSpec(media_files.field, 0.5, style_mask=media_files.field_sky)]
-    r = optimize(media_files.photo, specs, size=56, steps=3, style_loss=loss, style_kernel=kernel)
+    r = optimize(media_files.photo, specs, size=56, steps=8, style_loss=loss, style_kernel=kernel)
     styles = [h["style"] for h in r.history]
-    assert r.image.size == (56, 42) and styles[-1] < styles[0]
+    assert r.image.size == (56, 42) and styles[-1] < 0.6 * styles[0]
 
 
 @pytest.mark.parametrize("loss,kernel,layers,error", [
