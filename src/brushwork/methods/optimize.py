@@ -807,6 +807,7 @@ def _descend(x: torch.Tensor, objective: _Objective, cfg: OptimizeConfig, n_step
     start: float | None = None
     best: dict[str, float] | None = None  # lowest loss seen so far (L-BFGS restart guard)
     prev_good, restarts = x.detach().clone(), 0
+    best_image = prev_good  # the image that had the ``best`` loss
     for _ in range(n_steps):
         holder: dict[str, Any] = {}
 
@@ -854,11 +855,18 @@ def _descend(x: torch.Tensor, objective: _Objective, cfg: OptimizeConfig, n_step
         else:
             if cfg.optimizer == "lbfgs":
                 prev_good = good
-                best = losses if best is None or losses["total"] < best["total"] else best
+                if best is None or losses["total"] < best["total"]:
+                    best, best_image = losses, good
         with torch.no_grad():
             x.clamp_(0, 1)
         start = losses["total"] if start is None else start
         report(step, losses)
+    if cfg.optimizer == "lbfgs" and best is not None and losses["total"] > best["total"]:
+        # without a line search L-BFGS is not monotone, and how far a late step overshoots depends on the
+        # CPU's kernels: the scale ends on the best image it has seen, never on a worse one
+        with torch.no_grad():
+            x.copy_(best_image)
+        losses = best
     if start is not None and losses["total"] > DIVERGED_FACTOR * max(start, 1e-12):
         raise OptimizationError(
             f"optimization diverged (loss rose from {start:.3g} to {losses['total']:.3g} by step {step}): "
